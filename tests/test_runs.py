@@ -83,15 +83,3 @@ def test_job_resumes_after_budget_stop_without_repeating_calls(tmp_path: Path) -
     assert ledger["total"]["calls"] == 12
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "done"
 
-
-def test_truncated_and_empty_answers_are_rejected_with_reasons(tmp_path: Path) -> None:
-    backend = FakeBackend(responses=["", "cut off answ"], finish_reason="length")
-    run = run_record_job(
-        ResponseGenerator(),
-        _records(2),
-        out=tmp_path / "run",
-        config=LLMConfig(backend="fake"),
-        backend=backend,
-    )
-    reasons = sorted(r["reason"] for r in run.read_rejected())
-    assert reasons == ["empty response", "response truncated at max_tokens"]

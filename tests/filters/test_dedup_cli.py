@@ -55,7 +55,8 @@ def test_dedup_writes_kept_rejected_and_summary(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = _cli("dedup", str(data), "--threshold", "0.7", "--out", str(out), "--pool", str(seeds))
     assert result.returncode == 0, result.stderr
-    assert "kept 3 of 5 rows, rejected 2" in result.stdout
+    assert "kept 3, rejected 2, failed 0" in result.stdout
+    assert (out / "report.html").exists(), "dedup writes its report like every run command"
     kept = _jsonl(out / "kept.jsonl")
     assert [r["id"] for r in kept] == ["r1", "r3", "r5"]
     assert kept[0]["scores"]["rouge_l_max"] == 0.0

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.commands import _common as c
+
 
 def register(app: typer.Typer) -> None:
     @app.command("dedup")
+    @c.options
     def dedup(
         data: Path = typer.Argument(..., help="Dataset to filter, decided in file order."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (kept/rejected rows)."),
@@ -24,14 +27,16 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(
             0, "--top-k", help="Also store the K most similar items and the mean (slower)."
         ),
+        *,
+        run: c.RunOptions,
+        rows: c.DataOptions,
     ) -> None:
         """Drop rows too similar to the pool or to an earlier kept row (ROUGE-L, rouge-score exact)."""
         from tunesmith.filters.novelty import dedup_to_folder
 
         summary = dedup_to_folder(
-            data, out, threshold=threshold, field=field, pool_path=pool, top_k=top_k
-        )
-        typer.echo(
-            f"kept {summary['kept']} of {summary['rows']} rows, rejected {summary['rejected']} "
-            f"(threshold {threshold}, {summary['elapsed_s']:.2f} s) -> {out}"
-        )
+            data, out, threshold=threshold, field=field, pool_path=pool, top_k=top_k,
+            **c.driver_flags(dedup_to_folder, run),
+            **c.accepted(dedup_to_folder, field_map=rows.field_map(), limit=rows.limit),
+        )  # fmt: skip
+        c.finish(Path(out), run, note=f"threshold {threshold}, {summary['elapsed_s']:.2f} s")

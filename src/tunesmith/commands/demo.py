@@ -12,35 +12,35 @@ from tunesmith.commands import _common as c
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
+    @c.options
     def demo(
         out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder."),
         method: str = typer.Option("self-instruct", "--method", help="self-instruct or sedi"),
         num_instructions: int = typer.Option(30, "--num-instructions", "-n"),
-        threads: int = c.THREADS,
-        cache: Path = c.CACHE,
+        *,
+        llm: c.LLMOptions,
+        run: c.RunOptions,
     ) -> None:
         """Grow a small dataset from the packaged seed tasks with SmolLM2 (about 3-5 minutes)."""
         from tunesmith.generate.pipeline import DEMO_PARAMS, run_generation
         from tunesmith.records import Record
 
-        config = c.llm_config(backend="embedded", model=None, threads=threads, cache=cache)
         params = {"num_instructions": num_instructions, **DEMO_PARAMS[method]}
         start = time.perf_counter()
-        run = run_generation(method, seeds="default", out=out, config=config, params=params)
-        s = run.manifest.get("summary", {})
+        result = run_generation(
+            method, seeds="default", out=out, config=llm.config(), params=params,
+            **c.driver_flags(run_generation, run),
+        )  # fmt: skip
+        s = c.manifest_summary(result.path)
         typer.echo(
-            f"{method} on the embedded SmolLM2: kept {s.get('kept_instructions', 0)} instructions "
-            f"({s.get('kept_records', 0)} records with outputs) from {s.get('generated', 0)} generated, "
-            f"{s.get('calls', 0)} calls, {time.perf_counter() - start:.0f} s"
+            f"{method} on {llm.backend}: kept {s.get('kept_instructions', 0)} instructions "
+            f"({s.get('kept_records', 0)} records with outputs) from {s.get('generated', 0)} "
+            f"generated, {s.get('calls', 0)} calls, {time.perf_counter() - start:.0f} s"
         )
-        typer.echo(f"records:   {run.kept_path}")
-        typer.echo(f"rejected:  {run.rejected_path}")
-        typer.echo(f"curve:     {run.path / 'events.jsonl'}")
-        typer.echo(f"manifest:  {run.path / 'manifest.json'}")
-        c.write_report_for(run.path)
         first_per_instruction: dict[str, Record] = {}
-        for record in run.read_kept():  # one example per instruction, a few instructions
+        for record in result.read_kept():  # one example per instruction, a few instructions
             first_per_instruction.setdefault(record.instruction, record)
         for example in list(first_per_instruction.values())[:4]:
             typer.echo(f"  - {example.instruction}")
             typer.echo(f"    input: {example.input[:80]!r}  output: {example.output[:80]!r}")
+        c.finish(result.path, run)

@@ -7,18 +7,6 @@ from pathlib import Path
 import typer
 
 from tunesmith.commands import _common as c
-from tunesmith.commands.score import (
-    BATCH,
-    DATA,
-    LIMIT,
-    LM,
-    LM_BATCH,
-    MAX_LENGTH,
-    OUT,
-    RUNTIME,
-    load,
-    make_scorer,
-)
 from tunesmith.stages import Stage
 
 # Rule-based filters look across rows (duplicate outputs): one batch holds the whole set.
@@ -37,22 +25,17 @@ def _lines(path: Path | None) -> list[str]:
 
 
 def _run_filter(
-    stage: Stage,
-    data: Path,
-    limit: int | None,
-    out: Path,
-    batch_size: int,
-    method: str,
-    **extra: object,
-) -> None:
-    """Run a filter stage (no LLM) into a run folder and print what it kept."""
+    stage: Stage, data: Path, out: Path, batch_size: int, method: str,
+    run: c.RunOptions, rows: c.DataOptions, **extra: object,
+) -> None:  # fmt: skip
+    """Run a filter stage (no LLM) into a run folder, print what it kept, write its report."""
     from tunesmith.jobs import run_record_job
 
-    run = run_record_job(
-        stage, load(data, limit), out=out, config=None, batch_size=batch_size, method=method,
-        extra_config={"data": str(data), **extra},
+    result = run_record_job(
+        stage, rows.read(data), out=out, config=None, batch_size=batch_size, method=method,
+        extra_config={"data": str(data), **extra}, **c.driver_flags(run_record_job, run),
     )  # fmt: skip
-    typer.echo(f"kept {len(run.kept_ids())}, rejected {len(run.rejected_ids())} -> {run.path}")
+    c.finish(result.path, run)
 
 
 def register(app: typer.Typer) -> None:
@@ -62,10 +45,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(filt, name="filter")
 
     @filt.command("heuristics")
+    @c.options
     def heuristics(
-        data: Path = DATA,
-        out: Path = OUT,
-        limit: int = LIMIT,
+        data: Path = c.DATA,
+        out: Path = c.OUT,
         min_instruction_words: int = typer.Option(1, "--min-instruction-words"),
         max_instruction_words: int = typer.Option(512, "--max-instruction-words"),
         min_output_words: int = typer.Option(1, "--min-output-words"),
@@ -102,6 +85,9 @@ def register(app: typer.Typer) -> None:
         name_mentions: bool = typer.Option(
             False, "--name-mentions", help="Drop any mention of other assistants' names."
         ),
+        *,
+        run: c.RunOptions,
+        rows: c.DataOptions,
     ) -> None:
         """Length bounds, keyword blacklists, identity strings, empty/duplicate outputs, non-English."""
         from tunesmith.filters.heuristics import (
@@ -129,23 +115,26 @@ def register(app: typer.Typer) -> None:
             identity_strings=() if no_identity else IDENTITY_STRINGS,
             assistant_names=() if no_identity else ASSISTANT_NAMES,
         )
-        _run_filter(stage, data, limit, out, WHOLE_SET, "filter_heuristics")
+        _run_filter(stage, data, out, WHOLE_SET, "filter_heuristics", run, rows)
 
     @filt.command("decontam")
+    @c.options
     def decontam(
-        data: Path = DATA,
-        out: Path = OUT,
+        data: Path = c.DATA,
+        out: Path = c.OUT,
         eval_files: list[Path] = typer.Option(
             ..., "--eval", "-e", help="Evaluation dataset to protect (repeatable)."
         ),
-        limit: int = LIMIT,
         n: int = typer.Option(13, "--n", help="Word n-gram size."),
         rouge_threshold: float = typer.Option(
             None, "--rouge-threshold", help="Also drop when ROUGE-L F > this (e.g. 0.7)."
         ),
         field: str = typer.Option("prompt", "--field", help="prompt, instruction, output or text."),
         eval_field: str = typer.Option("prompt", "--eval-field"),
-        batch_size: int = BATCH,
+        batch_size: int = c.BATCH,
+        *,
+        run: c.RunOptions,
+        rows: c.DataOptions,
     ) -> None:
         """Drop rows overlapping an evaluation set (13-gram or ROUGE-L)."""
         from tunesmith.filters.decontam import Decontaminator
@@ -158,13 +147,13 @@ def register(app: typer.Typer) -> None:
             eval_field=eval_field,
         )
         stage.setup()  # read the eval files before creating the run folder
-        _run_filter(stage, data, limit, out, batch_size, "filter_decontam")
+        _run_filter(stage, data, out, batch_size, "filter_decontam", run, rows)
 
     @filt.command("ppl")
+    @c.options
     def ppl(
-        data: Path = DATA,
-        out: Path = OUT,
-        limit: int = LIMIT,
+        data: Path = c.DATA,
+        out: Path = c.OUT,
         threshold: float = typer.Option(
             150.0, "--threshold", help="Drop ppl > this (DiffTune: 150)."
         ),
@@ -172,24 +161,23 @@ def register(app: typer.Typer) -> None:
         field: str = typer.Option(
             "instruction", "--field", help="instruction, input, output, prompt or text."
         ),
-        model: str = LM,
-        runtime: str = RUNTIME,
-        lm_batch_size: int = LM_BATCH,
-        max_length: int = MAX_LENGTH,
-        batch_size: int = BATCH,
-        threads: int = c.THREADS,
+        batch_size: int = c.BATCH,
         rescore: bool = typer.Option(False, "--rescore", help="Ignore ppl scores already on rows."),
+        *,
+        lm: c.ScorerOptions,
+        run: c.RunOptions,
+        rows: c.DataOptions,
     ) -> None:
         """Perplexity filter (DiffTune 2.3): drop rows whose field has ppl above the threshold."""
         from tunesmith.filters.perplexity import PerplexityFilter
 
-        scorer = make_scorer(model, runtime, lm_batch_size, max_length, threads)
+        scorer = c.make_scorer(lm)
         stage = PerplexityFilter(
             scorer=scorer,
-            model=model,
+            model=lm.model,
             field=field,
             threshold=threshold,
             min_ppl=min_ppl,
             rescore=rescore,
         )
-        _run_filter(stage, data, limit, out, batch_size, "filter_ppl", runtime=runtime)
+        _run_filter(stage, data, out, batch_size, "filter_ppl", run, rows, runtime=lm.runtime)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -11,6 +12,7 @@ from tunesmith.commands import _common as c
 
 def register(app: typer.Typer) -> None:
     @app.command("generate")
+    @c.options
     def generate(
         method: str = typer.Argument(..., help="self-instruct, alpaca or sedi"),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
@@ -67,26 +69,14 @@ def register(app: typer.Typer) -> None:
             None, "--max-rounds", help="Stop after this many request batches."
         ),
         seed: int = typer.Option(42, "--seed", help="RNG seed (prompt sampling)."),
-        backend: str = c.BACKEND,
-        model: str = c.MODEL,
-        base_url: str = c.BASE_URL,
-        api_key_env: str = c.API_KEY_ENV,
-        threads: int = c.THREADS,
-        concurrency: int = c.CONCURRENCY,
-        rpm: float = c.RPM,
-        tpm: float = c.TPM,
-        cache: Path = c.CACHE,
-        no_cache: bool = c.NO_CACHE,
-        prices: Path = c.PRICES,
-        max_cost: float = c.MAX_COST,
-        max_calls: int = c.MAX_CALLS,
-        backend_option: list[str] = c.BACKEND_OPTION,
-        report: bool = c.REPORT,
+        *,
+        llm: c.LLMOptions,
+        run: c.RunOptions,
     ) -> None:
         """Generate instructions (and inputs/outputs) with Self-Instruct, Alpaca or SeDi-Instruct."""
         from tunesmith.generate.pipeline import run_generation
 
-        config = c.llm_config_from(locals())
+        config = llm.config()
         params = {
             "num_instructions": num_instructions,
             "prompts_per_batch": prompts_per_batch,
@@ -110,10 +100,29 @@ def register(app: typer.Typer) -> None:
         if top_k:
             params["top_k"] = top_k
         params = {k: v for k, v in params.items() if v is not None}
-        run = run_generation(method, seeds=seeds, out=out, config=config, params=params)
-        s = run.manifest.get("summary", {})
-        typer.echo(
-            f"kept {s.get('kept_instructions', 0)} instructions, {s.get('kept_records', 0)} records "
-            f"-> {run.kept_path} ({s.get('calls', 0)} calls, {s.get('calls_per_kept', 0):.2f} per kept)"
+        result = run_generation(
+            method, seeds=seeds, out=out, config=config, params=params,
+            **c.driver_flags(run_generation, run),
+        )  # fmt: skip
+        typer.echo(generation_line(c.manifest_summary(result.path), num_instructions))
+        c.finish(result.path, run)
+
+
+def generation_line(s: dict[str, Any], target: int) -> str:
+    """Kept instructions and calls per kept; says why the count is not the target when it is not.
+
+    A round's prompts are decided together, so the last round can keep more than were missing.
+    """
+    kept = int(s.get("kept_instructions", 0))
+    line = (
+        f"kept {kept} instructions ({s.get('kept_records', 0)} records), "
+        f"{s.get('calls', 0)} calls, {s.get('calls_per_kept', 0):.2f} per kept"
+    )
+    if kept > target:
+        line += (
+            f"; {kept - target} over the {target} asked: the last round's prompts were decided "
+            "together (a smaller --prompts-per-batch stops closer)"
         )
-        c.write_report_for(run.path, report)
+    elif kept < target:
+        line += f"; {target - kept} short of the {target} asked: see why in the run's events"
+    return line

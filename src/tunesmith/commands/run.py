@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.commands import _common as c
+
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
+    @c.options
     def run(
         recipe: Path = typer.Argument(..., help="Recipe YAML (data, llm, stages)."),
         out: Path = typer.Option(
@@ -16,6 +19,8 @@ def register(app: typer.Typer) -> None:
         ),
         limit: int = typer.Option(None, "--limit", help="Override the recipe's row limit."),
         check: bool = typer.Option(False, "--check", help="Validate the recipe and exit."),
+        *,
+        opts: c.RunOptions,
     ) -> None:
         """Run a curation recipe (heuristics -> dedup -> reflect -> score -> select ...)."""
         from tunesmith.recipes import load_recipe, run_recipe
@@ -27,13 +32,12 @@ def register(app: typer.Typer) -> None:
             names = " -> ".join(s.name for s in parsed.stages)
             typer.echo(f"{recipe}: ok ({names})")
             return
-        result = run_recipe(parsed, out=out)
+        result = run_recipe(parsed, out=out, **c.driver_flags(run_recipe, opts))
+        typer.echo("  #  stage            kept  rejected    failed")
         for event in result.read_events():
             if "index" in event and "stage" in event:
                 typer.echo(
-                    f"  {event['index']:>2} {event['stage']:<12} kept {event['kept']:>6}"
-                    f"  rejected {event['rejected']:>6}"
+                    f"  {event['index']:>2} {event['stage']:<12} {event['kept']:>8}"
+                    f"  {event['rejected']:>8}  {event.get('failed', 0):>8}"
                 )
-        typer.echo(
-            f"kept {len(result.kept_ids())}, rejected {len(result.rejected_ids())} -> {result.path}"
-        )
+        c.finish(result.path, opts)

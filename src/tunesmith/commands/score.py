@@ -9,48 +9,6 @@ import typer
 
 from tunesmith.commands import _common as c
 
-DATA = typer.Argument(..., help="Dataset (.jsonl/.json/.parquet/datasets folder).")
-OUT = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume).")
-LIMIT = typer.Option(None, "--limit", help="Only the first N rows.")
-LM = typer.Option(
-    None, "--model", "-m", help="Causal LM: HF folder/id or .gguf (default: embedded SmolLM2)."
-)
-RUNTIME = typer.Option(
-    "transformers", "--runtime", help="transformers (batched torch) or llama-cpp (GGUF)."
-)
-LM_BATCH = typer.Option(8, "--lm-batch-size", help="Sequences per forward pass.")
-MAX_LENGTH = typer.Option(1024, "--max-length", help="Longest prefix+text in tokens.")
-BATCH = typer.Option(64, "--batch-size", help="Rows per checkpointed batch.")
-PROMPTS_DIR = typer.Option(
-    None, "--prompts-dir", help="Folder overriding packaged prompt templates."
-)
-
-
-def load(data: Path, limit: int | None) -> list[Any]:
-    from tunesmith.io import read_records
-
-    records = read_records(data)
-    return records[:limit] if limit else records
-
-
-def make_scorer(
-    model: str | None, runtime: str, lm_batch_size: int, max_length: int, threads: int | None
-) -> Any:
-    """The scorer the ``--runtime`` option names."""
-    from tunesmith.errors import ConfigError
-
-    if runtime == "transformers":
-        from tunesmith.scoring.lm import CausalLMScorer
-
-        return CausalLMScorer(
-            model, batch_size=lm_batch_size, max_length=max_length, threads=threads
-        )
-    if runtime in ("llama-cpp", "llama_cpp", "embedded"):
-        from tunesmith.scoring.lm import LlamaCppScorer
-
-        return LlamaCppScorer(model, max_length=max_length, threads=threads)
-    raise ConfigError(f"unknown runtime '{runtime}' (transformers or llama-cpp)")
-
 
 def decision(
     key: str,
@@ -75,12 +33,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(score, name="score")
 
     @score.command("ifd")
+    @c.options
     def ifd(
-        data: Path = DATA,
-        out: Path = OUT,
-        limit: int = LIMIT,
-        model: str = LM,
-        runtime: str = RUNTIME,
+        data: Path = c.DATA,
+        out: Path = c.OUT,
         no_reverse: bool = typer.Option(False, "--no-reverse", help="Skip reverse IFD."),
         key: str = typer.Option(
             "ifd", "--key", help="Score the range/top share uses: ifd or rifd."
@@ -92,75 +48,67 @@ def register(app: typer.Typer) -> None:
         top_share: float = typer.Option(
             None, "--top-share", help="Keep the best share (0-1]: highest IFD / lowest r-IFD."
         ),
-        prompts_dir: Path = PROMPTS_DIR,
-        lm_batch_size: int = LM_BATCH,
-        max_length: int = MAX_LENGTH,
-        batch_size: int = BATCH,
-        threads: int = c.THREADS,
+        prompts_dir: Path = c.PROMPTS_DIR,
+        batch_size: int = c.BATCH,
+        *,
+        lm: c.ScorerOptions,
+        run: c.RunOptions,
+        rows: c.DataOptions,
     ) -> None:
         """IFD and reverse IFD (Cherry LLM; Selective Reflection-Tuning) under a causal LM."""
         from tunesmith.filters.ifd import IFDStage
         from tunesmith.scoring.run import run_scoring_job
 
-        scorer = make_scorer(model, runtime, lm_batch_size, max_length, threads)
+        scorer = c.make_scorer(lm)
         global_pick = decision(key, top_share, min_value, max_value, key != "rifd")
         stage = IFDStage(
             scorer=scorer,
-            model=model,
+            model=lm.model,
             reverse=not no_reverse,
             key=key,
             min_value=None if global_pick else min_value,
             max_value=None if global_pick else max_value,
             prompts_dir=prompts_dir,
         )
-        run = run_scoring_job(
-            stage,
-            load(data, limit),
-            out=out,
-            decision=global_pick,
-            batch_size=batch_size,
-            method="score_ifd",
-            extra_config={"data": str(data), "runtime": runtime},
-            prompt_hashes=stage.prompt_hashes,
-        )
-        typer.echo(f"kept {len(run.kept_ids())}, rejected {len(run.rejected_ids())} -> {run.path}")
+        result = run_scoring_job(
+            stage, rows.read(data), out=out, decision=global_pick, batch_size=batch_size,
+            method="score_ifd", extra_config={"data": str(data), "runtime": lm.runtime},
+            prompt_hashes=stage.prompt_hashes, **c.driver_flags(run_scoring_job, run),
+        )  # fmt: skip
+        c.finish(result.path, run)
 
     @score.command("ppl")
+    @c.options
     def ppl(
-        data: Path = DATA,
-        out: Path = OUT,
-        limit: int = LIMIT,
-        model: str = LM,
-        runtime: str = RUNTIME,
+        data: Path = c.DATA,
+        out: Path = c.OUT,
         field: str = typer.Option(
             "instruction", "--field", help="instruction, input, output, prompt or text."
         ),
-        lm_batch_size: int = LM_BATCH,
-        max_length: int = MAX_LENGTH,
-        batch_size: int = BATCH,
-        threads: int = c.THREADS,
+        batch_size: int = c.BATCH,
+        *,
+        lm: c.ScorerOptions,
+        run: c.RunOptions,
+        rows: c.DataOptions,
     ) -> None:
         """Perplexity of a field under a causal LM (all rows kept; filter with `filter ppl`)."""
         from tunesmith.filters.perplexity import PerplexityFilter
         from tunesmith.scoring.run import run_scoring_job
 
-        scorer = make_scorer(model, runtime, lm_batch_size, max_length, threads)
-        stage = PerplexityFilter(scorer=scorer, model=model, field=field, threshold=None)
-        run = run_scoring_job(
-            stage,
-            load(data, limit),
-            out=out,
-            batch_size=batch_size,
-            method="score_ppl",
-            extra_config={"data": str(data), "runtime": runtime},
-        )
-        typer.echo(f"scored {len(run.kept_ids())} rows ({stage.key}) -> {run.kept_path}")
+        scorer = c.make_scorer(lm)
+        stage = PerplexityFilter(scorer=scorer, model=lm.model, field=field, threshold=None)
+        result = run_scoring_job(
+            stage, rows.read(data), out=out, batch_size=batch_size, method="score_ppl",
+            extra_config={"data": str(data), "runtime": lm.runtime},
+            **c.driver_flags(run_scoring_job, run),
+        )  # fmt: skip
+        c.finish(result.path, run, note=f"scores under '{stage.key}'")
 
     @score.command("quality")
+    @c.options
     def quality(
-        data: Path = DATA,
-        out: Path = OUT,
-        limit: int = LIMIT,
+        data: Path = c.DATA,
+        out: Path = c.OUT,
         rubric: str = typer.Option(
             "humpback", "--rubric", help="humpback (self-curation) or alpagasus (accuracy)."
         ),
@@ -174,28 +122,17 @@ def register(app: typer.Typer) -> None:
             False, "--keep-unparsed", help="Keep rows whose reply had no valid score."
         ),
         max_tokens: int = typer.Option(384, "--max-tokens"),
-        prompts_dir: Path = PROMPTS_DIR,
-        batch_size: int = typer.Option(16, "--batch-size"),
-        backend: str = c.BACKEND,
-        model: str = c.MODEL,
-        base_url: str = c.BASE_URL,
-        api_key_env: str = c.API_KEY_ENV,
-        threads: int = c.THREADS,
-        concurrency: int = c.CONCURRENCY,
-        rpm: float = c.RPM,
-        tpm: float = c.TPM,
-        cache: Path = c.CACHE,
-        no_cache: bool = c.NO_CACHE,
-        prices: Path = c.PRICES,
-        max_cost: float = c.MAX_COST,
-        max_calls: int = c.MAX_CALLS,
-        backend_option: list[str] = c.BACKEND_OPTION,
+        prompts_dir: Path = c.PROMPTS_DIR,
+        batch_size: int = typer.Option(16, "--batch-size", help="Rows per checkpoint."),
+        *,
+        llm: c.LLMOptions,
+        run: c.RunOptions,
+        rows: c.DataOptions,
     ) -> None:
         """LLM quality score 1-5 (Humpback self-curation or AlpaGasus rating); keep score >= k."""
         from tunesmith.filters.judge_score import PARSE_FAILURE, QualityScorer
         from tunesmith.scoring.run import run_scoring_job
 
-        config = c.llm_config_from(locals())
         stage = QualityScorer(
             rubric=rubric,
             min_score=min_score,
@@ -204,21 +141,13 @@ def register(app: typer.Typer) -> None:
             max_tokens=max_tokens,
             prompts_dir=prompts_dir,
         )
-        run = run_scoring_job(
-            stage,
-            load(data, limit),
-            out=out,
-            config=config,
-            batch_size=batch_size,
-            method="score_quality",
-            extra_config={"data": str(data)},
-            prompt_hashes=stage.prompt_hashes,
-        )
+        result = run_scoring_job(
+            stage, rows.read(data), out=out, config=llm.config(), batch_size=batch_size,
+            method="score_quality", extra_config={"data": str(data)},
+            prompt_hashes=stage.prompt_hashes, **c.driver_flags(run_scoring_job, run),
+        )  # fmt: skip
         failures = sum(
-            1 for r in run.read_rejected() if str(r.get("reason", "")).startswith(PARSE_FAILURE)
+            1 for r in result.read_rejected() if str(r.get("reason", "")).startswith(PARSE_FAILURE)
         )
-        run.finish("done", parse_failures=failures)
-        typer.echo(
-            f"kept {len(run.kept_ids())}, rejected {len(run.rejected_ids())} "
-            f"({failures} parse failures) -> {run.path}"
-        )
+        result.finish("done", parse_failures=failures)
+        c.finish(result.path, run, note=f"{failures} replies without a valid score")

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.commands import _common as c
+
 
 def register(app: typer.Typer) -> None:
     @app.command("select")
+    @c.options
     def select(
         data: Path = typer.Argument(..., help="Scored dataset (.jsonl/.json/.parquet/folder)."),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder for kept/rejected rows."),
@@ -26,16 +29,20 @@ def register(app: typer.Typer) -> None:
         embedding_cache: Path = typer.Option(
             None, "--embedding-cache", help=".npz file reusing embeddings across selections."
         ),
+        *,
+        run: c.RunOptions,
+        rows: c.DataOptions,
     ) -> None:
         """Select a LIMA-sized subset: best score first, never too close to a chosen row."""
-        from tunesmith.io import read_records
         from tunesmith.jobs import run_record_job
         from tunesmith.select.diversity import SelectStage
 
         stage = SelectStage(k=k, score=score, threshold=threshold, method=method, field=field,
                             embedder=embedder, ascending=ascending,
                             embedding_cache=str(embedding_cache) if embedding_cache else None)  # fmt: skip
-        records = read_records(data)
-        run = run_record_job(stage, records, out=out, config=None, batch_size=len(records) or 1,
-                             method="select", extra_config={"data": str(data)})  # fmt: skip
-        typer.echo(f"kept {len(run.kept_ids())} of {len(records)} rows -> {run.kept_path}")
+        records = rows.read(data)
+        result = run_record_job(
+            stage, records, out=out, config=None, batch_size=len(records) or 1, method="select",
+            extra_config={"data": str(data)}, **c.driver_flags(run_record_job, run),
+        )  # fmt: skip
+        c.finish(result.path, run, note=f"of {len(records)} rows")

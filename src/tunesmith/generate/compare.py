@@ -1,24 +1,94 @@
-"""Self-Instruct, Alpaca and SeDi-Instruct at the same model, seeds and target size: calls, tokens and cost
-per kept instruction (SeDi-Instruct reports 36% fewer API calls at 10K kept; this measures ours).
+"""Generation methods compared at the same model, seeds, target size and budget: calls, tokens
+and cost per kept instruction (SeDi-Instruct, Kim et al. 2025, reports 36% fewer API calls than
+the Alpaca-style generator at 10K kept; this measures ours).
 
-Each method runs into its own sub-folder with its own request cache, so ``calls`` counts real
-calls even if the same prompts were cached elsewhere (rerunning the comparison resumes both).
+The headline is SeDi-Instruct vs the Alpaca-style generator: both render the same prompt template
+from the same seed sampling, so their first rounds send identical requests, and the difference
+is SeDi's rules (ROUGE-L 0.85, seed scores). Self-Instruct's four stages are the reference.
+
+Definitions, the same in the console table, ``comparison.json`` and BENCHMARKS.md:
+
+- **generated**: instructions parsed from the generation completions, before any filter.
+- **kept**: distinct instructions in the method's ``kept.jsonl``, i.e. with a complete record;
+  for Self-Instruct an instruction counts only once at least one instance was generated for it.
+- **calls**: every LLM request the method needed, all stages, as if it ran alone: a request
+  another method already made is answered from the comparison's shared cache (not paid twice)
+  but still counts for this method. **calls per kept** = calls / kept (tokens, cost likewise).
+- **budget**: ``max_calls``/``max_cost`` apply to each method separately (the same for every
+  method); a method that runs out stops its own row (status ``budget``), the others still run.
+
+Each method keeps its own request cache in its folder, so rerunning the comparison resumes every
+method without paying or counting a call twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import itertools
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith.errors import BudgetExceeded
 from tunesmith.generate.pipeline import run_generation
-from tunesmith.llm.base import Backend
+from tunesmith.llm.base import Backend, Completion, OnDone, Request
+from tunesmith.llm.cache import RequestCache, request_key
 from tunesmith.llm.factory import LLMConfig
+from tunesmith.llm.factory import make_backend as build_backend
+from tunesmith.llm.usage import Ledger
 
-#: Self-Instruct (the paper's 4 stages), its Alpaca-style one-stage variant at ROUGE-L 0.7 (SeDi's
-#: direct baseline: same prompt, stricter filter, no seed scores) and SeDi-Instruct.
-COMPARED = ("self-instruct", "alpaca", "sedi")
+#: The Alpaca-style generator and SeDi-Instruct (the headline pair), then Self-Instruct.
+COMPARED = ("alpaca", "sedi", "self-instruct")
+#: The ledger tag of each method's generation stage.
+GENERATION_STAGE = {"self-instruct": "bootstrap", "alpaca": "generate", "sedi": "generate"}
+SHARED_CACHE = "shared_requests.sqlite"
+
+
+class SharedAnswers(Backend):
+    """Answers a request another compared method already sent from the comparison's shared cache.
+
+    The wrapped completion is returned as a fresh (uncached) answer, so the method's ledger and
+    budget count it as a call it needed, while the server is asked only once.
+    """
+
+    def __init__(self, inner: Backend, cache: RequestCache) -> None:
+        super().__init__(inner.model)
+        # Same name as the wrapped backend: the method's own cache keys do not change.
+        self.name = inner.name  # type: ignore[misc]
+        self.is_local = inner.is_local  # type: ignore[misc]
+        self.inner = inner
+        self.cache = cache
+        self.shared = 0
+
+    def setup(self) -> None:
+        self.inner.setup()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    def complete(self, requests: Sequence[Request], on_done: OnDone) -> None:
+        keys = [[request_key(self.name, self.model, r, i) for i in range(r.n)] for r in requests]
+        hits = self.cache.get_many(k for ks in keys for k in ks)
+        todo = []
+        for j, ks in enumerate(keys):
+            if all(k in hits for k in ks):
+                self.shared += 1
+                on_done(j, [dataclasses.replace(hits[k], cached=False) for k in ks])
+            else:
+                todo.append(j)
+
+        def store(i: int, completions: list[Completion]) -> None:
+            for key, comp in zip(keys[todo[i]], completions, strict=False):
+                if not getattr(comp, "error", None):  # a failed request is no answer to share
+                    self.cache.put(key, comp)
+            on_done(todo[i], completions)
+
+        if todo:
+            self.inner.complete([requests[j] for j in todo], store)
 
 
 def compare_methods(
@@ -31,66 +101,166 @@ def compare_methods(
     methods: tuple[str, ...] = COMPARED,
     make_backend: Callable[[], Backend] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run each method to ``num_instructions`` kept instructions; one summary row per method.
+    """Run each method toward ``num_instructions`` kept instructions; one row per method.
 
-    ``make_backend`` builds a fresh backend per method (tests, notebooks); default: ``config``.
+    Args:
+        out: the comparison folder (one run folder per method, the shared cache, and
+            ``comparison.json`` with the rows); rerun to resume.
+        seeds, config: as for :func:`run_generation`; the budget in ``config`` applies to each
+            method separately.
+        params: per-method options, e.g. ``{"sedi": {"max_tokens": 1024}}``.
+        make_backend: builds a fresh backend per method (tests, notebooks); default: ``config``.
     """
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    shared = RequestCache(root / SHARED_CACHE) if config.use_cache else None
     rows = []
-    for method in methods:
-        folder = Path(out) / method
-        cfg = dataclasses.replace(
-            config, cache_path=str(folder / "requests.sqlite"), use_cache=True
-        )
-        extra = dict((params or {}).get(method, {}))
-        run = run_generation(
-            method,
-            seeds=seeds,
-            out=folder,
-            config=cfg,
-            params={"num_instructions": num_instructions, **extra},
-            backend=make_backend() if make_backend else None,
-        )
-        s = run.manifest["summary"]
-        gen_stage = "bootstrap" if method == "self-instruct" else "generate"
-        gen_calls = s["by_stage"].get(gen_stage, {}).get("calls", 0)
-        kept = s["kept_instructions"]
-        rows.append(
-            {
-                "method": method,
-                "kept": kept,
-                "generated": s["generated"],
-                "keep_rate": kept / s["generated"] if s["generated"] else 0.0,
-                "calls": s["calls"],
-                "generation_calls": gen_calls,
-                "tokens": s["prompt_tokens"] + s["completion_tokens"],
-                "cost_usd": s["cost_usd"],
-                "calls_per_kept": s["calls_per_kept"],
-                "generation_calls_per_kept": gen_calls / max(1, kept),
-                "tokens_per_kept": s["tokens_per_kept"],
-                "cost_per_kept": s["cost_per_kept"],
-                "run": str(folder),
-            }
-        )
+    try:
+        for method in methods:
+            rows.append(_run_one(root, method, seeds, config, num_instructions, params,
+                                 make_backend, shared))  # fmt: skip
+    finally:
+        if shared is not None:
+            shared.close()
+    (root / "comparison.json").write_text(
+        json.dumps({"target": num_instructions, "rows": rows}, indent=2), encoding="utf-8"
+    )
     return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`compare_methods` rows."""
-    cols = [
-        ("method", "{}"),
-        ("kept", "{}"),
-        ("generated", "{}"),
-        ("keep_rate", "{:.2f}"),
-        ("calls", "{}"),
-        ("calls_per_kept", "{:.3f}"),
-        ("generation_calls_per_kept", "{:.3f}"),
-        ("tokens_per_kept", "{:.0f}"),
-        ("cost_per_kept", "{:.6f}"),
+def _run_one(
+    root: Path,
+    method: str,
+    seeds: str | None,
+    config: LLMConfig,
+    target: int,
+    params: Mapping[str, Mapping[str, Any]] | None,
+    make_backend: Callable[[], Backend] | None,
+    shared: RequestCache | None,
+) -> dict[str, Any]:
+    folder = root / method
+    own_cache = dataclasses.replace(config, cache_path=str(folder / "requests.sqlite"))
+    backend = (
+        make_backend()
+        if make_backend
+        else build_backend(config.backend, config.resolved_model(), config.options)
+    )
+    wrapped = SharedAnswers(backend, shared) if shared is not None else None
+    status = "done"
+    try:
+        run_generation(
+            method, seeds=seeds, out=folder, config=own_cache,
+            params={"num_instructions": target, **dict((params or {}).get(method, {}))},
+            backend=wrapped or backend,
+        )  # fmt: skip
+    except BudgetExceeded:
+        status = "budget"  # this method's row ends here; the next method gets the same budget
+    row = method_row(folder, method, target, status)
+    row["shared"] = wrapped.shared if wrapped is not None else 0
+    return row
+
+
+def method_row(folder: Path, method: str, target: int, status: str = "done") -> dict[str, Any]:
+    """One method's numbers, computed from its run folder by the module's definitions."""
+    kept = len({r["instruction"] for r in _jsonl(folder / "kept.jsonl")})
+    events = _jsonl(folder / "events.jsonl")
+    stage = GENERATION_STAGE[method]
+    generated = max((int(e.get("generated", 0)) for e in events if e.get("stage") == stage),
+                    default=0)  # fmt: skip
+    ledger = Ledger.from_dict(json.loads((folder / "ledger.json").read_text(encoding="utf-8")))
+    total, by_stage = ledger.total(), ledger.to_dict()["stages"]
+    tokens = total.prompt_tokens + total.completion_tokens
+
+    def per_kept(value: float) -> float | None:  # undefined, not "per 1", when nothing was kept
+        return value / kept if kept else None
+
+    return {
+        "method": method,
+        "status": status if status != "done" else ("reached" if kept >= target else "short"),
+        "why": shortfall_reason(events, stage, kept, target, status),
+        "generated": generated,
+        "kept": kept,
+        "keep_rate": kept / generated if generated else 0.0,
+        "calls": total.calls,
+        "generation_calls": by_stage.get(stage, {}).get("calls", 0),
+        "tokens": tokens,
+        "cost_usd": total.cost_usd,
+        "calls_per_kept": per_kept(total.calls),
+        "tokens_per_kept": per_kept(tokens),
+        "cost_per_kept": per_kept(total.cost_usd),
+        "run": str(folder),
+    }
+
+
+def shortfall_reason(
+    events: Sequence[Mapping[str, Any]], stage: str, kept: int, target: int, status: str
+) -> str:
+    """Why a run kept another number than ``target`` (empty when it kept exactly that)."""
+    if status == "budget":
+        return "budget reached (max_calls/max_cost), rerun with a larger budget to resume"
+    rounds = [e for e in events if e.get("stage") == stage]
+    if kept > target:
+        return "the last round's prompts were decided together and kept more than were missing"
+    if kept == target:
+        return ""
+    kept_by_round = [int(e.get("kept", 0)) for e in rounds]
+    idle = 0
+    for before, after in itertools.pairwise(kept_by_round):
+        idle = idle + 1 if after == before else 0
+    if rounds and rounds[-1].get("kept", 0) >= target:
+        return "some kept instructions got no complete record (no valid instance or output)"
+    if idle:
+        return f"stopped after {len(rounds)} rounds, the last {idle} keeping nothing new (patience)"
+    return f"stopped at the round limit ({len(rounds)} rounds; raise --max-rounds)"
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+COLUMNS = (
+    ("method", "{}"),
+    ("status", "{}"),
+    ("generated", "{}"),
+    ("kept", "{}"),
+    ("keep_rate", "{:.2f}"),
+    ("calls", "{}"),
+    ("calls_per_kept", "{:.3f}"),
+    ("tokens_per_kept", "{:.0f}"),
+    ("cost_per_kept", "{:.6f}"),
+)
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as a plain-text table, the SeDi-vs-Alpaca headline, and why a row fell short."""
+    cells = [[name for name, _ in COLUMNS]]
+    cells += [
+        ["-" if r[name] is None else fmt.format(r[name]) for name, fmt in COLUMNS] for r in rows
     ]
-    cells = [[name for name, _ in cols]] + [
-        [fmt.format(r[name]) for name, fmt in cols] for r in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    return "\n".join(
-        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines += [f"{r['method']}: {r['why']}" for r in rows if r["why"]]
+    shared = sum(r.get("shared", 0) for r in rows)
+    if shared:
+        lines.append(f"{shared} requests were identical to another method's and not paid twice")
+    headline = headline_line(rows)
+    return "\n".join(([headline] if headline else []) + lines)
+
+
+def headline_line(rows: Sequence[Mapping[str, Any]]) -> str:
+    """SeDi-Instruct vs the Alpaca-style generator on identical prompts (empty without both)."""
+    by = {r["method"]: r for r in rows}
+    if "sedi" not in by or "alpaca" not in by:
+        return ""
+    if not by["alpaca"]["calls_per_kept"] or by["sedi"]["calls_per_kept"] is None:
+        return "SeDi-Instruct vs Alpaca-style: no headline, one of them kept nothing"
+    sedi, alpaca = by["sedi"]["calls_per_kept"], by["alpaca"]["calls_per_kept"]
+    change = (alpaca - sedi) / alpaca
+    word = "fewer" if change >= 0 else "more"
+    return (
+        f"SeDi-Instruct vs Alpaca-style on identical prompts: {sedi:.3f} vs {alpaca:.3f} calls "
+        f"per kept instruction ({abs(change):.0%} {word})"
     )

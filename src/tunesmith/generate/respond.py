@@ -7,14 +7,26 @@ from tunesmith.llm.base import Completion, Request, SamplingParams
 from tunesmith.records import Record
 from tunesmith.stages import LLMStage, Rejected
 
+#: Default answer budget. Measured with the SmolLM2 tokenizer on the reference answers in the
+#: shared data (Alpaca 9K sample, Dolly 3K, Self-Instruct's 252 user-oriented tasks): 1.1%, 6.7%
+#: and 4.8% of them are over 256 tokens, 0%, 0.33% and 0% over 1024. Chat models answer at greater
+#: length than these references (256 tokens cut 10 of 20 AlpacaEval answers), so 1024 is the
+#: smallest round budget that fits nearly all answers and still fits the embedded model's window.
+DEFAULT_MAX_TOKENS = 1024
+
 
 class ResponseGenerator(LLMStage):
     """Asks the LLM to answer each record's instruction (and input) as a chat turn.
 
+    The answer replaces ``output``; an output the row already had is kept as
+    ``meta.reference_output`` (an evaluation set's reference answer is not lost), and
+    ``meta.finish_reason`` says whether the answer was complete (``stop``) or cut (``length``).
+
     Args:
         system: optional system prompt.
         temperature, top_p, max_tokens: sampling settings.
-        keep_truncated: keep answers cut by max_tokens (they are rejected by default).
+        drop_truncated: reject answers cut at ``max_tokens`` (by default they are kept, marked
+            ``finish_reason: length``, so no paid answer is thrown away unasked).
     """
 
     name = "respond"
@@ -25,14 +37,14 @@ class ResponseGenerator(LLMStage):
         system: str | None = None,
         temperature: float = 0.7,
         top_p: float = 0.9,
-        max_tokens: int = 256,
-        keep_truncated: bool = False,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        drop_truncated: bool = False,
     ) -> None:
         self.system = system
         self.temperature = temperature
         self.top_p = top_p
         self.max_tokens = max_tokens
-        self.keep_truncated = keep_truncated
+        self.drop_truncated = drop_truncated
 
     def format_input(self, record: Record) -> Request:
         messages = []
@@ -48,10 +60,14 @@ class ResponseGenerator(LLMStage):
         text = completion.text.strip()
         if not text:
             return Rejected(record, score=0, reason="empty response")
-        if completion.finish_reason == "length" and not self.keep_truncated:
+        meta = {"finish_reason": completion.finish_reason}
+        if record.output and "reference_output" not in record.meta:
+            meta["reference_output"] = record.output
+        answered = record.with_meta(**meta).evolve(output=text)
+        if completion.finish_reason == "length" and self.drop_truncated:
             return Rejected(
-                record.evolve(output=text),
+                answered,
                 score=completion.completion_tokens,
-                reason="response truncated at max_tokens",
+                reason=f"response truncated at max_tokens={self.max_tokens} (--drop-truncated)",
             )
-        return record.evolve(output=text)
+        return answered

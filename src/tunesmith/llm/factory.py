@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ DEFAULT_MODELS = {
     "embedded": "smollm2-135m-instruct",
     "transformers": "smollm2-135m-instruct",
     "fake": "fake-model",
+}
+
+#: The shared client settings (CLI flags, recipe keys) each backend takes. Setting one a backend
+#: does not take is an error, not a silent no-op (``--rpm`` means nothing to the embedded model).
+SHARED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "openai": ("base_url", "api_key_env", "concurrency", "rpm", "tpm"),
+    "embedded": ("threads",),
+    "transformers": ("threads",),
+    "fake": (),
 }
 
 
@@ -61,6 +71,94 @@ class LLMConfig:
         if isinstance(d["options"].get("base_url"), str):
             d["options"]["base_url"] = _mask_credentials(d["options"]["base_url"])
         return d
+
+
+def config_from_options(
+    *,
+    backend: str,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    threads: int | None = None,
+    concurrency: int | None = None,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    backend_options: Mapping[str, Any] | None = None,
+    cache_path: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    prices_path: str | os.PathLike[str] | None = None,
+    max_cost: float | None = None,
+    max_calls: int | None = None,
+) -> LLMConfig:
+    """The LLMConfig for the shared client settings: each backend gets only the settings it takes.
+
+    Args:
+        backend: a registered backend name (unknown names fail with "did you mean").
+        base_url, api_key_env, concurrency, rpm, tpm: openai-compatible servers; ``base_url``
+            defaults to ``$OPENAI_BASE_URL`` or OpenAI's, ``api_key_env`` to ``OPENAI_API_KEY``.
+        threads: CPU threads of local backends (default ``$TUNESMITH_THREADS`` or 1).
+        backend_options: further backend keyword options (``-O key=value``), checked by the backend.
+        cache_path, use_cache, prices_path, max_cost, max_calls: client settings.
+
+    Raises:
+        ConfigError: a setting was given that ``backend`` does not take.
+    """
+    from tunesmith.errors import ConfigError
+
+    BACKENDS.get(backend)
+    given = {"base_url": base_url, "api_key_env": api_key_env, "threads": threads,
+             "concurrency": concurrency, "rpm": rpm, "tpm": tpm}  # fmt: skip
+    takes = SHARED_SETTINGS.get(backend)
+    options: dict[str, Any] = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if takes is not None and key not in takes:  # plugins (takes None) get what is given
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"{flag} does not apply to the {backend} backend")
+        options[key] = value
+    if backend == "openai":
+        options.setdefault(
+            "base_url", os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        )
+        options.setdefault("api_key_env", "OPENAI_API_KEY")
+    elif backend in ("embedded", "transformers"):
+        options.setdefault("threads", int(os.environ.get("TUNESMITH_THREADS", "1")))
+    options.update(backend_options or {})
+    return LLMConfig(
+        backend=backend,
+        model=model,
+        options=options,
+        cache_path=str(cache_path) if cache_path else None,
+        use_cache=use_cache,
+        prices_path=str(prices_path) if prices_path else None,
+        max_cost=max_cost,
+        max_calls=max_calls,
+    )
+
+
+def parse_backend_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict; values that look like numbers or booleans are converted."""
+    from tunesmith.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"backend option '{pair}' must be KEY=VALUE")
+        out[key] = _typed(raw)
+    return out
+
+
+def _typed(raw: str) -> Any:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for conv in (int, float):
+        try:
+            return conv(raw)
+        except ValueError:
+            continue
+    return raw
 
 
 def _mask_credentials(url: str) -> str:

@@ -1,0 +1,238 @@
+"""The option groups commands share, each declared once, and the decorator that adds them.
+
+A command takes a group by naming a parameter of the group's type::
+
+    @app.command("respond")
+    @options
+    def respond(data: Path = DATA, *, llm: LLMOptions, run: RunOptions, rows: DataOptions): ...
+
+:func:`options` replaces each such parameter by the group's fields as typer options (in their own
+help panel) and calls the command with one filled-in instance per group, so every LLM command
+has every LLM option, spelled and documented the same way.
+"""
+
+# ruff: noqa: RUF009  (_option returns a dataclasses.field, which ruff cannot see)
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import typer
+
+from tunesmith.llm.factory import LLMConfig, config_from_options, parse_backend_options
+from tunesmith.records import Record
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_THREADS_HELP = "CPU threads for local models (default 1; $TUNESMITH_THREADS)."
+
+
+def _option(default: Any, *names: str, help: str, panel: str) -> Any:
+    """A dataclass field whose metadata holds its typer option (``default`` is the field's too)."""
+    option = typer.Option(default, *names, help=help, rich_help_panel=panel)
+    return dataclasses.field(default=default, metadata={"option": option})
+
+
+class OptionGroup:
+    """Base of the option groups: a dataclass whose fields each carry a typer option."""
+
+    panel: ClassVar[str]
+
+
+_LLM = "LLM options"
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMOptions(OptionGroup):
+    """The LLM client: backend, model, server, limits, cache, prices and budget."""
+
+    panel: ClassVar[str] = _LLM
+    backend: str = _option(
+        "embedded", "--backend", "-b", panel=_LLM,
+        help="embedded (offline SmolLM2), openai (any OpenAI-compatible URL), transformers, fake.",
+    )  # fmt: skip
+    model: str | None = _option(
+        None, "--model", "-m", panel=_LLM, help="Model name (backend default if omitted)."
+    )
+    base_url: str | None = _option(
+        None, "--base-url", panel=_LLM,
+        help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 ($OPENAI_BASE_URL).",
+    )  # fmt: skip
+    api_key_env: str | None = _option(
+        None, "--api-key-env", panel=_LLM,
+        help="Environment variable holding the API key (default OPENAI_API_KEY); never the key.",
+    )  # fmt: skip
+    concurrency: int | None = _option(
+        None, "--concurrency", panel=_LLM, help="Requests in flight at once (openai backend)."
+    )
+    rpm: float | None = _option(
+        None, "--rpm", panel=_LLM, help="Requests-per-minute limit (openai backend)."
+    )
+    tpm: float | None = _option(
+        None, "--tpm", panel=_LLM, help="Tokens-per-minute limit (openai backend)."
+    )
+    threads: int | None = _option(None, "--threads", panel=_LLM, help=_THREADS_HELP)
+    backend_option: list[str] | None = _option(
+        None, "--backend-option", "-O", panel=_LLM,
+        help="Extra backend option KEY=VALUE (repeatable), e.g. -O n_ctx=4096.",
+    )  # fmt: skip
+    cache: Path | None = _option(
+        None, "--cache", panel=_LLM,
+        help="Request cache file (default $TUNESMITH_CACHE or ~/.cache/tunesmith).",
+    )  # fmt: skip
+    no_cache: bool = _option(
+        False, "--no-cache", panel=_LLM, help="Do not read or write the request cache."
+    )
+    prices: Path | None = _option(
+        None, "--prices", panel=_LLM,
+        help="YAML price table: {model: {input: USD/1M, output: USD/1M}}.",
+    )  # fmt: skip
+    max_cost: float | None = _option(
+        None, "--max-cost", panel=_LLM, help="Stop cleanly before spending more than this (USD)."
+    )
+    max_calls: int | None = _option(
+        None, "--max-calls", panel=_LLM, help="Stop cleanly before making more calls than this."
+    )
+
+    def config(self) -> LLMConfig:
+        """The client config (backend-specific mapping: :func:`llm.factory.config_from_options`)."""
+        return config_from_options(
+            backend=self.backend, model=self.model, base_url=self.base_url,
+            api_key_env=self.api_key_env, threads=self.threads, concurrency=self.concurrency,
+            rpm=self.rpm, tpm=self.tpm, backend_options=parse_backend_options(self.backend_option),
+            cache_path=self.cache, use_cache=not self.no_cache, prices_path=self.prices,
+            max_cost=self.max_cost, max_calls=self.max_calls,
+        )  # fmt: skip
+
+
+_RUN = "Run folder options"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions(OptionGroup):
+    """How a run folder is resumed or restarted, and whether it gets its report."""
+
+    panel: ClassVar[str] = _RUN
+    force_new: bool = _option(
+        False, "--force-new", panel=_RUN,
+        help="Start the run folder afresh even if it holds a run with other settings.",
+    )  # fmt: skip
+    retry_failed: bool = _option(
+        False, "--retry-failed", panel=_RUN,
+        help="On resume, redo rows that failed (server errors) instead of skipping them.",
+    )  # fmt: skip
+    report: bool = _option(
+        True, "--report/--no-report", panel=_RUN, help="Write report.html into the run folder."
+    )
+
+    def driver_flags(self) -> dict[str, bool]:
+        """The resume flags every run entry point (driver) takes."""
+        return {"force_new": self.force_new, "retry_failed": self.retry_failed}
+
+
+_DATA = "Data options"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOptions(OptionGroup):
+    """How the input dataset is read: a field map for unknown layouts, and a row limit."""
+
+    panel: ClassVar[str] = _DATA
+    map: str | None = _option(
+        None, "--map", panel=_DATA,
+        help="Field map for other layouts, e.g. instruction=prompt,output=response.",
+    )  # fmt: skip
+    limit: int | None = _option(None, "--limit", panel=_DATA, help="Only the first N rows.")
+
+    def field_map(self) -> Any:
+        """The parsed ``--map`` (a ``tunesmith.io.FieldMap``), or None."""
+        if not self.map:
+            return None
+        from tunesmith.io import FieldMap  # type: ignore[attr-defined]
+
+        return FieldMap.parse(self.map)
+
+    def read(self, path: Path) -> list[Record]:
+        """The rows of ``path`` (any supported format) under the field map, up to ``limit``."""
+        from tunesmith.io import read_records
+
+        field_map = self.field_map()
+        records = (
+            read_records(path, field_map=field_map)  # type: ignore[call-arg]
+            if field_map is not None
+            else read_records(path)
+        )
+        return records[: self.limit] if self.limit else records
+
+
+_LM = "Scoring model options"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScorerOptions(OptionGroup):
+    """The local causal LM that computes log-prob scores (IFD, perplexity)."""
+
+    panel: ClassVar[str] = _LM
+    model: str | None = _option(
+        None, "--model", "-m", panel=_LM,
+        help="Causal LM: HF folder/id or .gguf (default: embedded SmolLM2).",
+    )  # fmt: skip
+    runtime: str = _option(
+        "transformers", "--runtime", panel=_LM,
+        help="transformers (batched torch) or llama-cpp (GGUF).",
+    )  # fmt: skip
+    lm_batch_size: int = _option(
+        8, "--lm-batch-size", panel=_LM, help="Sequences per forward pass."
+    )
+    max_length: int = _option(
+        1024, "--max-length", panel=_LM, help="Longest prefix+text in tokens."
+    )
+    threads: int | None = _option(None, "--threads", panel=_LM, help=_THREADS_HELP)
+
+
+def options(func: F) -> F:
+    """Expand the command's :class:`OptionGroup` parameters into typer options (see module doc)."""
+    hints = typing.get_type_hints(func)
+    groups: dict[str, type[OptionGroup]] = {}
+    params: list[inspect.Parameter] = []
+    for p in inspect.signature(func).parameters.values():
+        kind = hints.get(p.name)
+        if isinstance(kind, type) and issubclass(kind, OptionGroup):
+            groups[p.name] = kind
+            params += _group_params(kind)
+        else:
+            params.append(p.replace(kind=p.KEYWORD_ONLY, annotation=hints.get(p.name, Any)))
+    names = [p.name for p in params]
+    if len(names) != len(set(names)):  # a programming error: caught by the CLI tests at import
+        raise TypeError(f"{func.__name__}: option names repeat: {sorted(names)}")
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> Any:
+        for name, kind in groups.items():
+            fields = dataclasses.fields(kind)  # type: ignore[arg-type]
+            kwargs[name] = kind(**{f.name: kwargs.pop(f.name) for f in fields})
+        return func(**kwargs)
+
+    del command.__wrapped__  # typer must read the signature below, not the original's
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command  # type: ignore[return-value]
+
+
+def _group_params(kind: type[OptionGroup]) -> list[inspect.Parameter]:
+    hints = typing.get_type_hints(kind)
+    return [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=f.metadata["option"],
+            annotation=hints[f.name],
+        )
+        for f in dataclasses.fields(kind)  # type: ignore[arg-type]
+    ]
