@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -124,3 +125,98 @@ def test_convert_between_styles(tmp_path: Path) -> None:
 def test_root_help(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert "tunesmith" in result.output.lower()
+
+
+def _leaf_commands() -> list[tuple[list[str], Any]]:
+    from typer.main import get_command
+
+    def walk(cmd: Any, path: list[str]) -> list[tuple[list[str], Any]]:
+        subs = getattr(cmd, "commands", None)
+        if not subs:
+            return [(path, cmd)]
+        return [leaf for name, sub in subs.items() for leaf in walk(sub, [*path, name])]
+
+    return walk(get_command(app), [])
+
+
+def _flags(cmd: Any) -> set[str]:
+    return {o for p in cmd.params for o in [*p.opts, *p.secondary_opts] if o.startswith("--")}
+
+
+LLM_FLAGS = {
+    "--backend", "--model", "--base-url", "--api-key-env", "--concurrency", "--rpm", "--tpm",
+    "--threads", "--backend-option", "--cache", "--no-cache", "--prices", "--max-cost",
+    "--max-calls",
+}  # fmt: skip
+LLM_COMMANDS = {"generate", "respond", "reflect", "demo", "compare-generators", "compare",
+                "score quality"}  # fmt: skip
+NO_RUN_FOLDER = {"convert", "stats", "report"}
+
+
+def test_every_command_has_every_option_of_its_groups() -> None:
+    leaves = {" ".join(path): cmd for path, cmd in _leaf_commands()}
+    assert set(leaves) >= LLM_COMMANDS
+    for name, cmd in leaves.items():
+        flags = _flags(cmd)
+        if name in LLM_COMMANDS:
+            assert flags >= LLM_FLAGS, (name, LLM_FLAGS - flags)
+        if name not in NO_RUN_FOLDER:
+            assert {"--force-new", "--retry-failed", "--report"} <= flags, name
+        data_arg = any(p.name == "data" for p in cmd.params)
+        if data_arg and name not in NO_RUN_FOLDER:
+            assert {"--map", "--limit"} <= flags, name
+
+
+def test_compare_generators_is_the_name_and_compare_a_hidden_alias() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert "compare-generators" in result.output
+    assert " compare " not in result.output.replace("compare-generators", "")
+    assert runner.invoke(app, ["compare", "--help"]).exit_code == 0
+
+
+def test_help_never_cuts_an_option_name_at_80_columns() -> None:
+    import re
+
+    for path, cmd in _leaf_commands():
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, path
+        for flag in _flags(cmd):
+            assert re.search(re.escape(flag) + r"(?![\w-])", result.output), (path, flag)
+        assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_no_command_imports_another_command() -> None:
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "src" / "tunesmith" / "commands"
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""] if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            )  # fmt: skip
+            for name in names:
+                if name.startswith("tunesmith.commands."):
+                    assert name.split(".")[-1].startswith("_"), (path.name, name)
+
+
+def test_every_run_command_writes_its_report_and_counts_failed_rows(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    rows = [{"instruction": f"Explain topic number {i} in detail.", "output": "It is a long and "
+             f"careful answer about topic {i}."} for i in range(3)]  # fmt: skip
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    commands = {
+        "heuristics": ["filter", "heuristics", str(data), "--any-language"],
+        "dedup": ["dedup", str(data)],
+        "quality": ["score", "quality", str(data), "-b", "fake"],
+        "reflect": ["reflect", str(data), "-b", "fake", "--mode", "response"],
+    }
+    for name, args in commands.items():
+        out = tmp_path / name
+        result = runner.invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 0, (name, result.output)
+        assert (out / "report.html").exists(), name
+        assert f"-> {out}" in result.output and ", failed 0" in result.output, result.output
+    # the fake model never follows the reflection format: all 3 kept unchanged, and said so
+    reflect = runner.invoke(app, [*commands["reflect"], "--out", str(tmp_path / "reflect")])
+    assert "kept 3 (3 unchanged: their LLM step failed), rejected 0" in reflect.output

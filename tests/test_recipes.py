@@ -103,6 +103,8 @@ def test_example_recipe_validates() -> None:
     recipe = load_recipe(REPO / "examples" / "recipes" / "alpaca_curate.yaml")
     assert [s.name for s in recipe.stages] == ["heuristics", "dedup", "reflect", "ifd", "select"]
     assert recipe.llm is not None and recipe.llm.backend == "embedded"
+    # its data ships with the repository, so it runs from a fresh clone
+    assert recipe.data.exists() and recipe.data.resolve().is_relative_to(REPO.resolve())
 
 
 def test_chain_keeps_scores_logs_removals_and_resumes(tmp_path: Path) -> None:

@@ -82,4 +82,3 @@ def test_job_resumes_after_budget_stop_without_repeating_calls(tmp_path: Path) -
     ledger = json.loads((tmp_path / "run" / "ledger.json").read_text())
     assert ledger["total"]["calls"] == 12
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "done"
-

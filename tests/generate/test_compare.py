@@ -60,7 +60,7 @@ def test_rows_follow_the_documented_definitions(tmp_path: Path) -> None:
 
 
 def test_a_method_out_of_budget_ends_its_own_row_only(tmp_path: Path) -> None:
-    rows, backends = _compare(tmp_path, max_calls=3)
+    rows, _ = _compare(tmp_path, max_calls=3)
     assert [r["method"] for r in rows] == ["alpaca", "sedi", "self-instruct"]
     for row in rows:
         assert row["calls"] <= 3, row  # the same budget for every method, shared answers included

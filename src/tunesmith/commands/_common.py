@@ -36,6 +36,7 @@ __all__ = [
     "finish",
     "make_scorer",
     "options",
+    "rows_line",
     "write_report_for",
 ]
 
@@ -70,33 +71,48 @@ def accepted(entry: Callable[..., Any], **values: Any) -> dict[str, Any]:
 
 
 def count_rows(run_path: Path) -> dict[str, int]:
-    """Kept, rejected and failed rows in a run folder (what every summary line reports)."""
-    counts = {}
+    """Kept, rejected and failed rows of a run folder, and kept rows left ``unchanged``.
+
+    ``failed`` rows (``failed.jsonl``: the LLM call failed) are neither kept nor rejected;
+    ``unchanged`` counts kept rows a stage marked ``status: failed`` in their meta (a reflection
+    the model did not follow keeps the original row): kept, but not improved.
+    """
+    counts = {"kept": 0, "rejected": 0, "failed": 0, "unchanged": 0}
     for name in ("kept", "rejected", "failed"):
         path = run_path / f"{name}.jsonl"
-        counts[name] = _lines(path) if path.exists() else 0
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                counts[name] += 1
+                if name == "kept" and '"failed"' in line and _marked_failed(line):
+                    counts["unchanged"] += 1
     return counts
 
 
-def _lines(path: Path) -> int:
-    with path.open("rb") as fh:
-        return sum(1 for line in fh if line.strip())
+def _marked_failed(line: str) -> bool:
+    meta = json.loads(line).get("meta") or {}
+    return any(isinstance(v, dict) and v.get("status") == "failed" for v in meta.values())
 
 
 def finish(run_path: Path, run: RunOptions, *, note: str = "", metrics: str = "cheap") -> None:
     """Print ``kept K, rejected R, failed F -> folder`` and write the run's report.html.
 
     Every run command ends here, so every run folder gets its report and every summary counts
-    failed rows (a row whose LLM call failed is neither kept nor rejected).
+    the rows whose LLM step failed.
     """
-    n = count_rows(run_path)
-    extra = f" ({note})" if note else ""
-    typer.echo(
-        f"kept {n['kept']}, rejected {n['rejected']}, failed {n['failed']}{extra} -> {run_path}"
-    )
-    if n["failed"]:
-        typer.echo(f"  failed rows are in {run_path / 'failed.jsonl'}; rerun with --retry-failed")
+    typer.echo(f"{rows_line(count_rows(run_path))}{f' ({note})' if note else ''} -> {run_path}")
+    if (run_path / "failed.jsonl").exists():
+        typer.echo(f"  failed rows: {run_path / 'failed.jsonl'} (rerun with --retry-failed)")
     write_report_for(run_path, run.report, metrics=metrics)
+
+
+def rows_line(n: dict[str, int]) -> str:
+    """``kept K (U unchanged: their LLM step failed), rejected R, failed F``."""
+    unchanged = f" ({n['unchanged']} unchanged: their LLM step failed)" if n["unchanged"] else ""
+    return f"kept {n['kept']}{unchanged}, rejected {n['rejected']}, failed {n['failed']}"
 
 
 def write_report_for(run_path: Path, enabled: bool = True, metrics: str = "cheap") -> Path | None:

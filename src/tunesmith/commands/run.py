@@ -32,12 +32,15 @@ def register(app: typer.Typer) -> None:
             names = " -> ".join(s.name for s in parsed.stages)
             typer.echo(f"{recipe}: ok ({names})")
             return
-        result = run_recipe(parsed, out=out, **c.driver_flags(run_recipe, opts))
-        typer.echo("  #  stage            kept  rejected    failed")
+        result = run_recipe(
+            parsed, out=out, **c.accepted(run_recipe, report=False),  # finish() writes it
+            **c.driver_flags(run_recipe, opts),
+        )  # fmt: skip
         for event in result.read_events():
             if "index" in event and "stage" in event:
-                typer.echo(
-                    f"  {event['index']:>2} {event['stage']:<12} {event['kept']:>8}"
-                    f"  {event['rejected']:>8}  {event.get('failed', 0):>8}"
-                )
+                folder = result.path / "stages" / f"{event['index']:02d}-{event['stage']}"
+                counts = c.count_rows(folder)
+                counts.update(kept=event["kept"], rejected=event["rejected"])
+                counts["failed"] = max(counts["failed"], int(event.get("failed", 0)))
+                typer.echo(f"  {event['index']:>2} {event['stage']:<12} {c.rows_line(counts)}")
         c.finish(result.path, opts)
