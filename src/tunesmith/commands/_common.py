@@ -34,6 +34,7 @@ __all__ = [
     "count_rows",
     "driver_flags",
     "finish",
+    "generation_line",
     "make_scorer",
     "options",
     "rows_line",
@@ -126,13 +127,23 @@ def write_report_for(run_path: Path, enabled: bool = True, metrics: str = "cheap
     return path
 
 
-def manifest_summary(run_path: Path) -> dict[str, Any]:
-    """The ``summary`` the run wrote into its manifest (empty if none)."""
+def _manifest(run_path: Path) -> dict[str, Any]:
     path = run_path / "manifest.json"
-    if not path.exists():
-        return {}
-    summary = json.loads(path.read_text(encoding="utf-8")).get("summary")
-    return summary if isinstance(summary, dict) else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def generation_line(run_path: Path, method: str, target: int) -> str:
+    """A generation run's numbers by the comparison's definitions, and why kept != target."""
+    from tunesmith.generate.compare import method_row
+
+    status = "budget" if "budget" in str(_manifest(run_path).get("status", "")) else "done"
+    row = method_row(run_path, method, target, status)
+    per = "-" if row["calls_per_kept"] is None else f"{row['calls_per_kept']:.2f}"
+    line = (
+        f"{method}: kept {row['kept']} instructions from {row['generated']} generated, "
+        f"{row['calls']} calls, {per} calls per kept"
+    )
+    return line + (f" ({row['kept']} for {target} asked: {row['why']})" if row["why"] else "")
 
 
 def make_scorer(opts: ScorerOptions) -> Any:

@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder."),
         method: str = typer.Option("self-instruct", "--method", help="self-instruct or sedi"),
         num_instructions: int = typer.Option(30, "--num-instructions", "-n"),
+        prompts_per_batch: int = typer.Option(
+            None, "--prompts-per-batch", help="Prompts per round (default 4)."
+        ),
         *,
         llm: c.LLMOptions,
         run: c.RunOptions,
@@ -26,17 +29,15 @@ def register(app: typer.Typer) -> None:
         from tunesmith.records import Record
 
         params = {"num_instructions": num_instructions, **DEMO_PARAMS[method]}
+        if prompts_per_batch:
+            params["prompts_per_batch"] = prompts_per_batch
         start = time.perf_counter()
         result = run_generation(
             method, seeds="default", out=out, config=llm.config(), params=params,
             **c.driver_flags(run_generation, run),
         )  # fmt: skip
-        s = c.manifest_summary(result.path)
-        typer.echo(
-            f"{method} on {llm.backend}: kept {s.get('kept_instructions', 0)} instructions "
-            f"({s.get('kept_records', 0)} records with outputs) from {s.get('generated', 0)} "
-            f"generated, {s.get('calls', 0)} calls, {time.perf_counter() - start:.0f} s"
-        )
+        line = c.generation_line(result.path, method, num_instructions)
+        typer.echo(f"{line}; {llm.backend} backend, {time.perf_counter() - start:.0f} s")
         first_per_instruction: dict[str, Record] = {}
         for record in result.read_kept():  # one example per instruction, a few instructions
             first_per_instruction.setdefault(record.instruction, record)

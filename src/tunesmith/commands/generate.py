@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -104,25 +103,5 @@ def register(app: typer.Typer) -> None:
             method, seeds=seeds, out=out, config=config, params=params,
             **c.driver_flags(run_generation, run),
         )  # fmt: skip
-        typer.echo(generation_line(c.manifest_summary(result.path), num_instructions))
+        typer.echo(c.generation_line(result.path, method, num_instructions))
         c.finish(result.path, run)
-
-
-def generation_line(s: dict[str, Any], target: int) -> str:
-    """Kept instructions and calls per kept; says why the count is not the target when it is not.
-
-    A round's prompts are decided together, so the last round can keep more than were missing.
-    """
-    kept = int(s.get("kept_instructions", 0))
-    line = (
-        f"kept {kept} instructions ({s.get('kept_records', 0)} records), "
-        f"{s.get('calls', 0)} calls, {s.get('calls_per_kept', 0):.2f} per kept"
-    )
-    if kept > target:
-        line += (
-            f"; {kept - target} over the {target} asked: the last round's prompts were decided "
-            "together (a smaller --prompts-per-batch stops closer)"
-        )
-    elif kept < target:
-        line += f"; {target - kept} short of the {target} asked: see why in the run's events"
-    return line

@@ -200,7 +200,7 @@ def shortfall_reason(
         return "budget reached (max_calls/max_cost), rerun with a larger budget to resume"
     rounds = [e for e in events if e.get("stage") == stage]
     if kept > target:
-        return "the last round's prompts were decided together and kept more than were missing"
+        return "a round's completions each list several instructions, all decided together"
     if kept == target:
         return ""
     kept_by_round = [int(e.get("kept", 0)) for e in rounds]
