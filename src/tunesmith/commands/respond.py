@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         ),
         temperature: float = typer.Option(0.7, "--temperature"),
         batch_size: int = typer.Option(
-            16, "--batch-size", help="Rows per checkpoint (not requests in flight)."
+            16, "--batch-size", help="Rows per checkpointed batch."
         ),
         *,
         llm: c.LLMOptions,
