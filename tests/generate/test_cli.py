@@ -34,7 +34,10 @@ def test_generate_with_the_fake_backend_and_the_original_seed_file(tmp_path, see
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "kept" in result.output and str(out / "kept.jsonl") in result.output
+    assert "alpaca: kept 0 instructions from 0 generated, 10 calls" in result.output
+    assert "(0 for 2 asked: stopped after 2 rounds, the last 2 keeping nothing new" in result.output
+    rejected = len((out / "rejected.jsonl").read_text().splitlines())
+    assert f"kept 0, rejected {rejected}, failed 0 -> {out}" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["seeds"] == str(seed_tasks_path) and manifest["status"] == "done"
     assert manifest["summary"]["calls"] == 10  # 2 rounds x 5 prompts: the fake never yields a task

@@ -24,9 +24,7 @@ def register(app: typer.Typer) -> None:
             False, "--drop-truncated", help="Reject answers cut at --max-tokens (kept, marked)."
         ),
         temperature: float = typer.Option(0.7, "--temperature"),
-        batch_size: int = typer.Option(
-            16, "--batch-size", help="Rows per checkpointed batch."
-        ),
+        batch_size: int = typer.Option(16, "--batch-size", help="Rows per checkpointed batch."),
         *,
         llm: c.LLMOptions,
         run: c.RunOptions,

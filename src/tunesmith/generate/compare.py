@@ -203,15 +203,16 @@ def shortfall_reason(
         return "a round's completions each list several instructions, all decided together"
     if kept == target:
         return ""
-    kept_by_round = [int(e.get("kept", 0)) for e in rounds]
+    if rounds and rounds[-1].get("kept", 0) >= target:
+        return "some kept instructions got no complete record (no valid instance or output)"
+    kept_by_round = [0] + [int(e.get("kept", 0)) for e in rounds]
     idle = 0
     for before, after in itertools.pairwise(kept_by_round):
         idle = idle + 1 if after == before else 0
-    if rounds and rounds[-1].get("kept", 0) >= target:
-        return "some kept instructions got no complete record (no valid instance or output)"
-    if idle:
-        return f"stopped after {len(rounds)} rounds, the last {idle} keeping nothing new (patience)"
-    return f"stopped at the round limit ({len(rounds)} rounds; raise --max-rounds)"
+    return (
+        f"stopped after {len(rounds)} rounds, the last {idle} keeping nothing new "
+        "(the round limit or patience; raise --max-rounds)"
+    )
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
