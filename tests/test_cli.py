@@ -220,3 +220,21 @@ def test_every_run_command_writes_its_report_and_counts_failed_rows(tmp_path: Pa
     # the fake model never follows the reflection format: all 3 kept unchanged, and said so
     reflect = runner.invoke(app, [*commands["reflect"], "--out", str(tmp_path / "reflect")])
     assert "kept 3 (3 unchanged: their LLM step failed), rejected 0" in reflect.output
+
+
+def test_recipe_stage_table_counts_rows_whose_llm_step_failed(tmp_path: Path) -> None:
+    rows = [{"instruction": f"Explain topic number {i} in detail.", "output": "It is a long and "
+             f"careful answer about topic {i}."} for i in range(3)]  # fmt: skip
+    (tmp_path / "data.json").write_text(json.dumps(rows))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "data: data.json\nllm: {backend: fake}\nstages:\n"
+        "  - heuristics: {english_only: false}\n  - reflect: {mode: response}\n"
+    )
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["0", "heuristics", "kept", "3,", "rejected", "0,", "failed", "0"]
+    # the fake model never follows the reflection format: every row kept as it was, and said so
+    assert lines[1].split()[:5] == ["1", "reflect", "kept", "3", "(3"]
+    assert (tmp_path / "out" / "report.html").exists()

@@ -107,13 +107,16 @@ def compare_methods(
         out: the comparison folder (one run folder per method, the shared cache, and
             ``comparison.json`` with the rows); rerun to resume.
         seeds, config: as for :func:`run_generation`; the budget in ``config`` applies to each
-            method separately.
+            method separately; ``config.cache_path`` names the shared cache.
         params: per-method options, e.g. ``{"sedi": {"max_tokens": 1024}}``.
         make_backend: builds a fresh backend per method (tests, notebooks); default: ``config``.
     """
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    shared = RequestCache(root / SHARED_CACHE) if config.use_cache else None
+    # --cache names the shared cache (default: one in the comparison folder); the methods' own
+    # caches stay in their folders so that a resumed comparison counts no call twice.
+    shared_path = Path(config.cache_path) if config.cache_path else root / SHARED_CACHE
+    shared = RequestCache(shared_path) if config.use_cache else None
     rows = []
     try:
         for method in methods:
