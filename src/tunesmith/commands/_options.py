@@ -154,8 +154,12 @@ class DataOptions(OptionGroup):
         """The parsed ``--map`` (a ``tunesmith.io.FieldMap``), or None."""
         if not self.map:
             return None
-        from tunesmith.io import FieldMap  # type: ignore[attr-defined]
+        try:
+            from tunesmith.io import FieldMap  # type: ignore[attr-defined]
+        except ImportError:  # the readers' field maps have not landed in this build
+            from tunesmith.errors import ConfigError
 
+            raise ConfigError("--map is not supported by this build's readers") from None
         return FieldMap.parse(self.map)
 
     def read(self, path: Path) -> list[Record]:
