@@ -180,3 +180,21 @@ def test_a_foreign_meta_column_is_kept_not_dropped(tmp_path: Path) -> None:
     (rec,) = read_records(path)
     assert rec.meta["extra"] == {"meta": "crawl-2023", "scores": [1, 2]}
     assert rec.scores == {}
+
+
+def test_real_user_oriented_tasks_keep_motivation_app(tmp_path: Path) -> None:
+    from tests.conftest import shared_file
+
+    path = shared_file("self_instruct_user_oriented_252", "user_oriented_instructions.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    records = read_records(path)
+    assert [r.instruction for r in records] == [row["instruction"] for row in rows]
+    assert [r.meta["extra"] for r in records] == [
+        {"motivation_app": row["motivation_app"]} for row in rows
+    ]
+    write_records(tmp_path / "a.jsonl", records, style="alpaca")
+    back = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [b["motivation_app"] for b in back] == [row["motivation_app"] for row in rows]
+    assert [(b["input"], b["output"]) for b in back] == [
+        (row["instances"][0]["input"], row["instances"][0]["output"]) for row in rows
+    ]

@@ -129,6 +129,7 @@ def test_stats_notes_a_field_that_is_empty_everywhere(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert any("every row's output is empty" in note for note in row["notes"])
+    assert "read instruction <- prompt (2 rows)" in row["notes"]
 
 
 def _empty(tmp_path: Path, kind: str) -> Path:

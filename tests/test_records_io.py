@@ -237,3 +237,19 @@ def test_an_empty_input_is_an_error_in_every_format(
         datasets.Dataset.from_dict({"instruction": []}).save_to_disk(str(path))
     with pytest.raises(DataError, match=rf"{name}: no rows to read"):
         read_records(path)
+
+
+def test_a_datasets_folder_with_several_splits_names_them(tmp_path: Path) -> None:
+    import datasets
+
+    rows = {"instruction": ["a", "b"], "output": ["1", "2"]}
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict(rows), "test": datasets.Dataset.from_dict(rows)}
+    ).save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(DataError, match=r"dd: a datasets folder with splits train, test: name one"):
+        read_records(tmp_path / "dd")  # never the train split alone without a word
+    assert [r.instruction for r in read_records(tmp_path / "dd" / "test")] == ["a", "b"]
+    datasets.DatasetDict({"only": datasets.Dataset.from_dict(rows)}).save_to_disk(
+        str(tmp_path / "one")
+    )
+    assert len(read_records(tmp_path / "one")) == 2

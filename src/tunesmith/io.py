@@ -142,11 +142,19 @@ def _read_hf(path: Path) -> list[dict[str, Any]]:
         return []
     try:
         ds = datasets.load_from_disk(str(path))  # type: ignore[attr-defined]
-        if hasattr(ds, "keys"):  # a DatasetDict: take the train split, else the first
-            ds = ds["train"] if "train" in ds else ds[next(iter(ds.keys()))]
-        return list(ds)
     except Exception as exc:  # datasets raises many types for a non-dataset folder
         raise DataError(path, None, f"not a datasets folder: {_first_line(exc)}") from None
+    if hasattr(ds, "keys"):  # a DatasetDict: one split is read, several are never merged
+        splits = list(ds.keys())
+        if len(splits) > 1:
+            raise DataError(
+                path,
+                None,
+                f"a datasets folder with splits {', '.join(splits)}: "
+                f"name one, e.g. {path / splits[0]}",
+            )
+        ds = ds[splits[0]]
+    return list(ds)
 
 
 def _saved_without_rows(path: Path) -> bool:

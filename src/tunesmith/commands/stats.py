@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Size, lengths, rep-n, diversity, Self-BLEU, memorization, MAUVE, perplexity, verb-noun
         structure and embedding diversity (DiffTune Tables 1/3, Self-Instruct Figure 2)."""
-        from tunesmith.io import FieldMap
+        from tunesmith.io import FieldMap, describe_fields
         from tunesmith.metrics.stats import compute_stats, load_dataset, resolve_metrics
 
         read = functools.partial(
@@ -211,6 +211,7 @@ def register(app: typer.Typer) -> None:
                     progress=functools.partial(_say, path.name, quiet=as_json),
                 )
             )
+            rows[-1]["notes"].extend(f"read {line}" for line in describe_fields(records))
             if not any(_field_text(r, field).strip() for r in records):
                 rows[-1]["notes"].append(
                     f"every row's {field} is empty: these numbers measure nothing"
