@@ -253,3 +253,14 @@ def test_a_datasets_folder_with_several_splits_names_them(tmp_path: Path) -> Non
         str(tmp_path / "one")
     )
     assert len(read_records(tmp_path / "one")) == 2
+
+
+def test_deep_nesting_and_unreadable_files_are_data_errors(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"instruction": "a"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DataError, match=r"deep\.jsonl:2: invalid JSON: nested too deeply"):
+        read_records(deep)
+    folder = tmp_path / "folder.jsonl"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"folder\.jsonl: "):
+        read_records(folder)

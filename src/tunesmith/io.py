@@ -87,18 +87,21 @@ def read_records(
     if p.is_file() and p.stat().st_size == 0:
         raise DataError(p, None, "no rows to read (the file is empty)")
     source = p.stem if p.is_file() else p.name
-    records = [
-        row_to_record(
-            row,
-            path=p,
-            line=line,
-            index=i,
-            source=source,
-            field_map=fmap,
-            allow_empty_instruction=allow_empty_instruction,
-        )
-        for i, (line, row) in enumerate(iter_rows(p))
-    ]
+    try:
+        records = [
+            row_to_record(
+                row,
+                path=p,
+                line=line,
+                index=i,
+                source=source,
+                field_map=fmap,
+                allow_empty_instruction=allow_empty_instruction,
+            )
+            for i, (line, row) in enumerate(iter_rows(p))
+        ]
+    except OSError as exc:  # unreadable: permissions, a folder named like a file, ...
+        raise DataError(p, None, f"cannot read: {exc.strerror or exc}") from None
     if not records:
         raise DataError(p, None, "no rows to read (the dataset is empty)")
     return records
@@ -199,6 +202,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
                     line_no,
                     f"invalid JSON: {exc.msg.removesuffix(' at')} (column {exc.colno})",
                 ) from None
+            except RecursionError:
+                raise DataError(path, line_no, "invalid JSON: nested too deeply") from None
             if not isinstance(row, dict):
                 raise DataError(path, line_no, f"expected a JSON object, got {type(row).__name__}")
             yield line_no, row
@@ -221,6 +226,8 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
             row, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise DataError(path, exc.lineno, f"invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DataError(path, line, "invalid JSON: nested too deeply") from None
         if not isinstance(row, dict):
             raise DataError(path, line, f"expected a JSON object, got {type(row).__name__}")
         yield line, row
