@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.errors import ConfigError, DataError
+from tunesmith.errors import DataError
 from tunesmith.io import FieldMap, read_records, write_records
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
@@ -120,20 +120,6 @@ def test_chat_turns_after_the_first_answer_are_exported_again(tmp_path: Path) ->
     assert messages == [{"role": roles[t["from"]], "content": t["value"]} for t in source]
 
 
-def test_field_map_parses_and_rejects_mistakes() -> None:
-    fmap = FieldMap.parse(" instruction = prompt , output=response")
-    assert dict(fmap) == {"instruction": "prompt", "output": "response"}
-    assert FieldMap.of({"instruction": "prompt"}) == FieldMap.parse("instruction=prompt")
-    assert FieldMap.of(["instruction=q", "output=a"]) == FieldMap.parse("instruction=q,output=a")
-    assert str(fmap) == "instruction=prompt,output=response"
-    with pytest.raises(ConfigError, match="did you mean 'instruction'"):
-        FieldMap.parse("instructon=prompt")
-    with pytest.raises(ConfigError, match="TARGET=COLUMN"):
-        FieldMap.parse("instruction")
-    with pytest.raises(ConfigError, match="mapped twice"):
-        FieldMap.parse("output=a,output=b")
-
-
 def _write(tmp_path: Path, rows: list[dict]) -> Path:
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -163,7 +149,7 @@ def test_no_instruction_column_names_the_columns_and_the_likely_one(tmp_path: Pa
     assert message.startswith(f"{path}:1: no instruction column found")
     assert "columns: qid, user_request, tag" in message
     assert "--map instruction=user_request" in message
-    with pytest.raises(DataError, match="no instruction column"):  # allowing empties is no escape
+    with pytest.raises(DataError, match="no instruction, input or output column"):
         read_records(path, allow_empty_instruction=True)
 
 
@@ -180,6 +166,13 @@ def test_a_foreign_meta_column_is_kept_not_dropped(tmp_path: Path) -> None:
     (rec,) = read_records(path)
     assert rec.meta["extra"] == {"meta": "crawl-2023", "scores": [1, 2]}
     assert rec.scores == {}
+
+
+def test_a_column_added_to_a_native_file_joins_its_kept_columns(tmp_path: Path) -> None:
+    native = read_records(FIXTURES / "alpaca_eval.json")[0].to_dict()
+    path = _write(tmp_path, [{**native, "rating": 4}])
+    (rec,) = read_records(path)
+    assert rec.meta["extra"] == {"dataset": "helpful_base", "generator": "my_model_v1", "rating": 4}
 
 
 def test_real_user_oriented_tasks_keep_motivation_app(tmp_path: Path) -> None:

@@ -22,15 +22,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import ConfigError, DataError
+from tunesmith.errors import DataError
+from tunesmith.fieldmap import FieldMap
 from tunesmith.records import Record, stable_id
 
-# Where a field map can send a column.
-TARGETS = ("instruction", "input", "output", "id", "system")
 # Column names read as each text field when no map names one, in priority order (lower case).
 ALIASES: dict[str, tuple[str, ...]] = {
     "instruction": ("instruction", "prompt", "question", "query", "text"),
@@ -42,75 +41,6 @@ META_COLUMNS = ("category", "name", "is_classification")
 _CHAT_KEYS = ("messages", "conversations", "turns")
 _USER_ROLES = {"user", "human"}
 _ASSISTANT_ROLES = {"assistant", "gpt", "bot", "model"}
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldMap(Mapping[str, str]):
-    """Which column feeds which record field, e.g. ``instruction=prompt,output=response``.
-
-    Targets are ``instruction``, ``input``, ``output``, ``id`` and ``system``; sources are column
-    names of the row, matched exactly. Fields the map does not name are still detected.
-    """
-
-    pairs: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        seen: set[str] = set()
-        for target, source in self.pairs:
-            if target not in TARGETS:
-                close = difflib.get_close_matches(target, TARGETS, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ConfigError(
-                    f"field map: unknown target '{target}'{hint}; targets: {', '.join(TARGETS)}"
-                )
-            if not source:
-                raise ConfigError(f"field map: '{target}=' names no column")
-            if target in seen:
-                raise ConfigError(f"field map: '{target}' is mapped twice")
-            seen.add(target)
-
-    @classmethod
-    def parse(cls, text: str) -> FieldMap:
-        """Parse ``"instruction=prompt,output=response"`` (spaces around names are ignored)."""
-        pairs = []
-        for part in (p.strip() for p in text.split(",")):
-            if not part:
-                continue
-            target, sep, source = part.partition("=")
-            if not sep:
-                raise ConfigError(
-                    f"field map: '{part}' must be TARGET=COLUMN, e.g. instruction=prompt"
-                )
-            pairs.append((target.strip(), source.strip()))
-        return cls(tuple(pairs))
-
-    @classmethod
-    def of(cls, value: str | Mapping[str, str] | Sequence[str] | None) -> FieldMap:
-        """A FieldMap from a string, a mapping (a recipe's ``map:``) or repeated ``--map`` values."""
-        if value is None:
-            return cls()
-        if isinstance(value, FieldMap):
-            return value
-        if isinstance(value, str):
-            return cls.parse(value)
-        if isinstance(value, Mapping):
-            return cls(tuple((str(k), str(v)) for k, v in value.items()))
-        return cls.parse(",".join(value))
-
-    def __getitem__(self, key: str) -> str:
-        for target, source in self.pairs:
-            if target == key:
-                return source
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(t for t, _ in self.pairs)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __str__(self) -> str:
-        return ",".join(f"{t}={s}" for t, s in self.pairs)
 
 
 @dataclasses.dataclass
@@ -172,9 +102,18 @@ def row_to_record(
         instruction=parts.text.get("instruction", ""),
         input=parts.text.get("input", ""),
         output=parts.text.get("output", ""),
-        meta={**meta, **row_meta},
+        meta=_merge_meta(meta, row_meta),
         scores=scores,
     )
+
+
+def _merge_meta(read: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """A native row's own meta wins, but columns added to it since it was written join the
+    columns it had kept."""
+    merged = {**read, **stored}
+    if "extra" in read and isinstance(stored.get("extra"), dict):
+        merged["extra"] = {**stored["extra"], **read["extra"]}
+    return merged
 
 
 def json_dict(value: Any) -> dict[str, Any]:
@@ -241,7 +180,7 @@ def _take_aliases(parts: _Parts, row: Mapping[str, Any], path: Path, line: int) 
         if target in parts.text:
             continue
         column = next((by_lower[a] for a in aliases if a in by_lower), None)
-        if column is None or column in parts.used:
+        if column is None:
             continue
         parts.text[target] = _as_text(row[column], column, path, line)
         parts.used.add(column)
@@ -262,7 +201,8 @@ def _check_instruction(
             if likely
             else "; name it with --map instruction=COLUMN"
         )
-        raise DataError(path, line, f"no instruction column found ({_columns(row)}){hint}")
+        wanted = "instruction, input or output" if allow_empty else "instruction"
+        raise DataError(path, line, f"no {wanted} column found ({_columns(row)}){hint}")
     if not allow_empty and not parts.text["instruction"].strip():
         column = parts.read_from.get("instruction", "instruction")
         raise DataError(
