@@ -264,3 +264,13 @@ def test_deep_nesting_and_unreadable_files_are_data_errors(tmp_path: Path) -> No
     folder.mkdir()
     with pytest.raises(DataError, match=r"folder\.jsonl: "):
         read_records(folder)
+
+
+@pytest.mark.parametrize("name", ["o.parquet", "o_hf"])
+def test_kept_columns_of_mixed_types_fail_arrow_in_one_line(tmp_path: Path, name: str) -> None:
+    src = tmp_path / "d.jsonl"
+    src.write_text('{"instruction": "a", "qid": 1}\n{"instruction": "b", "qid": "two"}\n')
+    with pytest.raises(DataError, match="cannot store these rows as Arrow") as err:
+        write_records(tmp_path / name, read_records(src), style="alpaca")
+    assert "\n" not in str(err.value)
+    write_records(tmp_path / "o.jsonl", read_records(src), style="alpaca")  # JSON holds them

@@ -8,6 +8,7 @@ format.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -292,7 +293,9 @@ def write_records(
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "hf":
         datasets = require("datasets", "hf")
-        datasets.Dataset.from_list(_parquet_safe(rows)).save_to_disk(str(p))  # type: ignore[attr-defined]
+        with _arrow_errors(p):
+            ds = datasets.Dataset.from_list(_parquet_safe(rows))  # type: ignore[attr-defined]
+        ds.save_to_disk(str(p))
         return p
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
@@ -306,7 +309,9 @@ def write_records(
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                pq.write_table(pa.Table.from_pylist(_parquet_safe(rows)), fh)
+                with _arrow_errors(p):
+                    table = pa.Table.from_pylist(_parquet_safe(rows))
+                pq.write_table(table, fh)
             else:
                 raise ValueError(f"unknown format '{fmt}'")
         os.replace(tmp, p)
@@ -314,6 +319,22 @@ def write_records(
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+@contextlib.contextmanager
+def _arrow_errors(path: Path) -> Iterator[None]:
+    """Arrow needs one type per column; kept columns of a user's file may mix them (an id that
+    is a number in one row and text in another): one line, not Arrow's traceback."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowException, TypeError) as exc:
+        raise DataError(
+            path,
+            None,
+            f"cannot store these rows as Arrow ({_first_line(exc)}); write .jsonl or .json instead",
+        ) from None
 
 
 def _parquet_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
