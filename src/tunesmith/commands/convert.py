@@ -16,8 +16,9 @@ def register(app: typer.Typer) -> None:
         field_map: list[str] = typer.Option(
             None,
             "--map",
-            help="Which column feeds a field, FIELD=COLUMN (comma-separated or repeated), "
-            "e.g. --map instruction=prompt,output=response.",
+            metavar="FIELD=COLUMN",
+            help="Read a field from this column (comma-separated or repeated), "
+            "e.g. instruction=prompt",
         ),
         allow_empty_instruction: bool = typer.Option(
             False, "--allow-empty-instruction", help="Keep rows whose instruction is empty."

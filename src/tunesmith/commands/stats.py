@@ -169,8 +169,9 @@ def register(app: typer.Typer) -> None:
         field_map: list[str] = typer.Option(
             None,
             "--map",
-            help="Which column of the datasets feeds a field, FIELD=COLUMN (comma-separated or "
-            "repeated), e.g. --map instruction=prompt.",
+            metavar="FIELD=COLUMN",
+            help="Read a field of the datasets from this column (comma-separated or repeated), "
+            "e.g. instruction=prompt",
         ),
         allow_empty_instruction: bool = typer.Option(
             False,
