@@ -274,3 +274,18 @@ def test_kept_columns_of_mixed_types_fail_arrow_in_one_line(tmp_path: Path, name
         write_records(tmp_path / name, read_records(src), style="alpaca")
     assert "\n" not in str(err.value)
     write_records(tmp_path / "o.jsonl", read_records(src), style="alpaca")  # JSON holds them
+
+
+def test_json_lines_named_json_are_read_and_a_wrapped_array_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "lines.json"
+    path.write_text('{"instruction": "a"}\n{"instruction": "b"}\n')
+    assert [r.instruction for r in read_records(path)] == ["a", "b"]
+    path.write_text('{"instruction": "a"}\n{"instruction": \n')
+    with pytest.raises(DataError, match=r"lines\.json:2: invalid JSON"):
+        read_records(path)
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(json.dumps({"version": 2, "data": [{"instruction": "a"}]}))
+    with pytest.raises(
+        DataError, match=r"wrapped\.json:1: .*one object \(its rows may be the list under 'data'\)"
+    ):
+        read_records(wrapped)

@@ -216,6 +216,9 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     decoder = json.JSONDecoder()
     lines = _LineCounter(text)
     pos = _skip_ws(text, 0)
+    if pos < len(text) and text[pos] == "{":
+        yield from _json_objects(path, text, pos)
+        return
     if pos >= len(text) or text[pos] != "[":
         raise DataError(path, lines.at(pos), "expected a JSON array of objects")
     pos = _skip_ws(text, pos + 1)
@@ -239,6 +242,24 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
         if pos < len(text) and text[pos] == "]":
             return
         raise DataError(path, lines.at(pos), "expected ',' or ']' between array items")
+
+
+def _json_objects(path: Path, text: str, pos: int) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """A ``.json`` file that starts with an object: JSON Lines under another name (read as
+    such), or one object whose rows sit under a key (an error naming the key, since reading
+    only that key would drop the rest without a word)."""
+    try:
+        first, end = json.JSONDecoder().raw_decode(text, pos)
+    except (json.JSONDecodeError, RecursionError):
+        first, end = None, pos
+    if isinstance(first, dict) and _skip_ws(text, end) < len(text):
+        yield from _iter_jsonl(path)
+        return
+    keys = [
+        k for k, v in (first or {}).items() if isinstance(v, list) and v and isinstance(v[0], dict)
+    ]
+    hint = f" (its rows may be the list under '{keys[0]}')" if keys else ""
+    raise DataError(path, 1, f"expected a JSON array of objects, got one object{hint}")
 
 
 class _LineCounter:
