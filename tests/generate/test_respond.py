@@ -49,14 +49,14 @@ def test_drop_truncated_rejects_cut_answers_with_the_reason(tmp_path: Path) -> N
 
 
 def test_respond_cli_keeps_the_reference_and_counts_rows(tmp_path: Path) -> None:
-    data = tmp_path / "eval.jsonl"
-    rows = [{"instruction": f"Say {w}.", "output": f"{w}!"} for w in ("hi", "bye")]
+    data = tmp_path / "eval.jsonl"  # a layout no reader knows: read through --map
+    rows = [{"prompt": f"Say {w}.", "answer": f"{w}!"} for w in ("hi", "bye", "no")]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "tunesmith", "respond", str(data), "--out", str(out), "-b", "fake"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    args = [str(data), "--out", str(out), "-b", "fake", "--map", "instruction=prompt",
+            "--map", "output=answer", "--limit", "2"]  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "tunesmith", "respond", *args],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"kept 2, rejected 0, failed 0 -> {out}" in result.stdout
     kept = [json.loads(x) for x in (out / "kept.jsonl").open()]

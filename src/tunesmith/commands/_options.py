@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 import typer
 
+from tunesmith.fieldmap import FieldMap
 from tunesmith.llm.factory import LLMConfig, config_from_options, parse_backend_options
 from tunesmith.records import Record
 
@@ -33,9 +34,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 _THREADS_HELP = "CPU threads for local models (default 1; $TUNESMITH_THREADS)."
 
 
-def _option(default: Any, *names: str, help: str, panel: str) -> Any:
+def _option(default: Any, *names: str, help: str, panel: str, **extra: Any) -> Any:
     """A dataclass field whose metadata holds its typer option (``default`` is the field's too)."""
-    option = typer.Option(default, *names, help=help, rich_help_panel=panel)
+    option = typer.Option(default, *names, help=help, rich_help_panel=panel, **extra)
     return dataclasses.field(default=default, metadata={"option": option})
 
 
@@ -144,33 +145,26 @@ class DataOptions(OptionGroup):
     """How the input dataset is read: a field map for unknown layouts, and a row limit."""
 
     panel: ClassVar[str] = _DATA
-    map: str | None = _option(
-        None, "--map", panel=_DATA,
-        help="Field map for other layouts, e.g. instruction=prompt,output=response.",
+    map: list[str] | None = _option(
+        None, "--map", panel=_DATA, metavar="FIELD=COLUMN",
+        help="Read a field from this column (comma-separated or repeated), e.g. instruction=prompt",
+    )  # fmt: skip
+    allow_empty_instruction: bool = _option(
+        False, "--allow-empty-instruction", panel=_DATA,
+        help="Keep rows whose instruction is empty.",
     )  # fmt: skip
     limit: int | None = _option(None, "--limit", panel=_DATA, help="Only the first N rows.")
 
-    def field_map(self) -> Any:
-        """The parsed ``--map`` (a ``tunesmith.io.FieldMap``), or None."""
-        if not self.map:
-            return None
-        try:
-            from tunesmith.io import FieldMap  # type: ignore[attr-defined]
-        except ImportError:  # the readers' field maps have not landed in this build
-            from tunesmith.errors import ConfigError
-
-            raise ConfigError("--map is not supported by this build's readers") from None
-        return FieldMap.parse(self.map)
+    def field_map(self) -> FieldMap:
+        """The parsed ``--map`` values (empty when none was given)."""
+        return FieldMap.of(self.map)
 
     def read(self, path: Path) -> list[Record]:
         """The rows of ``path`` (any supported format) under the field map, up to ``limit``."""
         from tunesmith.io import read_records
 
-        field_map = self.field_map()
-        records = (
-            read_records(path, field_map=field_map)  # type: ignore[call-arg]
-            if field_map is not None
-            else read_records(path)
+        records = read_records(
+            path, field_map=self.field_map(), allow_empty_instruction=self.allow_empty_instruction
         )
         return records[: self.limit] if self.limit else records
 
