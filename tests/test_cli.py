@@ -238,3 +238,18 @@ def test_recipe_stage_table_counts_rows_whose_llm_step_failed(tmp_path: Path) ->
     # the fake model never follows the reflection format: every row kept as it was, and said so
     assert lines[1].split()[:5] == ["1", "reflect", "kept", "3", "(3"]
     assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_row_counts_drop_failed_rows_a_retry_kept(tmp_path: Path) -> None:
+    from tunesmith.commands._common import count_rows, rows_line
+
+    def write(name: str, rows: list[dict[str, Any]]) -> None:
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    failed = {"meta": {"reflection": {"status": "failed"}}}
+    write("kept", [{"id": "a"}, {"id": "b", **failed}, {"id": "c"}])
+    write("rejected", [{"id": "d"}])
+    write("failed", [{"id": "c", "status": 500}, {"id": "e", "status": 400}])
+    counts = count_rows(tmp_path)
+    assert counts == {"kept": 3, "rejected": 1, "failed": 1, "unchanged": 1}
+    assert rows_line(counts) == "kept 3 (1 unchanged: their LLM step failed), rejected 1, failed 1"

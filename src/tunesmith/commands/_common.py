@@ -75,12 +75,14 @@ def accepted(entry: Callable[..., Any], **values: Any) -> dict[str, Any]:
 def count_rows(run_path: Path) -> dict[str, int]:
     """Kept, rejected and failed rows of a run folder, and kept rows left ``unchanged``.
 
-    ``failed`` rows (``failed.jsonl``: the LLM call failed) are neither kept nor rejected;
+    ``failed`` rows (``failed.jsonl``: the LLM call failed for good) are neither kept nor
+    rejected; one that a ``--retry-failed`` rerun then kept or rejected no longer counts.
     ``unchanged`` counts kept rows a stage marked ``status: failed`` in their meta (a reflection
     the model did not follow keeps the original row): kept, but not improved.
     """
-    counts = {"kept": 0, "rejected": 0, "failed": 0, "unchanged": 0}
-    for name in ("kept", "rejected", "failed"):
+    ids: dict[str, set[str]] = {"kept": set(), "rejected": set(), "failed": set()}
+    unchanged = 0
+    for name, seen in ids.items():
         path = run_path / f"{name}.jsonl"
         if not path.exists():
             continue
@@ -88,14 +90,17 @@ def count_rows(run_path: Path) -> dict[str, int]:
             for line in fh:
                 if not line.strip():
                     continue
-                counts[name] += 1
-                if name == "kept" and '"failed"' in line and _marked_failed(line):
-                    counts["unchanged"] += 1
-    return counts
+                row = json.loads(line)
+                seen.add(str(row.get("id")))
+                if name == "kept" and _marked_failed(row):
+                    unchanged += 1
+    failed = ids["failed"] - ids["kept"] - ids["rejected"]
+    return {"kept": len(ids["kept"]), "rejected": len(ids["rejected"]), "failed": len(failed),
+            "unchanged": unchanged}  # fmt: skip
 
 
-def _marked_failed(line: str) -> bool:
-    meta = json.loads(line).get("meta") or {}
+def _marked_failed(row: dict[str, Any]) -> bool:
+    meta = row.get("meta") or {}
     return any(isinstance(v, dict) and v.get("status") == "failed" for v in meta.values())
 
 
@@ -105,8 +110,9 @@ def finish(run_path: Path, run: RunOptions, *, note: str = "", metrics: str = "c
     Every run command ends here, so every run folder gets its report and every summary counts
     the rows whose LLM step failed.
     """
-    typer.echo(f"{rows_line(count_rows(run_path))}{f' ({note})' if note else ''} -> {run_path}")
-    if (run_path / "failed.jsonl").exists():
+    counts = count_rows(run_path)
+    typer.echo(f"{rows_line(counts)}{f' ({note})' if note else ''} -> {run_path}")
+    if counts["failed"]:
         typer.echo(f"  failed rows: {run_path / 'failed.jsonl'} (rerun with --retry-failed)")
     write_report_for(run_path, run.report, metrics=metrics)
 
