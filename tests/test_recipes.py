@@ -134,7 +134,7 @@ def test_budget_stop_then_resume_pays_each_call_once(tmp_path: Path) -> None:
     with pytest.raises(BudgetExceeded):
         run_recipe(recipe, out=tmp_path / "run", backend=first, report=False)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["status"] == "stopped"
+    assert manifest["status"] == "stopped (budget)"
     assert len(read_ids(tmp_path / "run" / "stages" / "02-reflect" / "kept.jsonl")) == 2
     assert recipe.llm is not None
     recipe.llm.max_calls = None
@@ -222,7 +222,13 @@ def test_resuming_with_a_changed_recipe_is_refused(tmp_path: Path) -> None:
     changed = load_recipe(
         write_recipe(tmp_path, RECIPE.replace("threshold: 0.7", "threshold: 0.5"))
     )
-    with pytest.raises(ConfigError, match="different 'stages'"):
+    expected = r"different 'stages\[1\]\.dedup\.threshold' \(0\.7 there, 0\.5 now\).*--force-new"
+    with pytest.raises(ConfigError, match=expected):
         run_recipe(
             changed, out=tmp_path / "run", backend=FakeBackend(responses=better), report=False
         )
+    # --force-new sets the old run aside and starts over with the new stages
+    run = run_recipe(changed, out=tmp_path / "run", backend=FakeBackend(responses=better),
+                     report=False, force_new=True)  # fmt: skip
+    assert run.manifest["config"]["stages"][1] == {"dedup": {"threshold": 0.5}}
+    assert len(list(tmp_path.glob("run.replaced-*"))) == 1
