@@ -59,6 +59,8 @@ class RunSink(Protocol):
 
     def read_kept(self) -> list[Record]: ...
 
+    def skip_ids(self) -> set[str]: ...
+
 
 def fingerprint(items: Iterable[Any]) -> str:
     """A short content hash of the input rows (records, seed tasks, texts) for the resume guard."""
@@ -159,6 +161,9 @@ class RunDriver:
 
     def read_kept(self) -> list[Record]:
         return self.run.read_kept()
+
+    def read_events(self) -> list[dict[str, Any]]:
+        return self.run.read_events()
 
     def counts(self) -> dict[str, int]:
         """Kept and rejected rows in the folder, and failed ones when there are any."""

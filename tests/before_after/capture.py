@@ -22,7 +22,11 @@ ROWS = [
     {"instruction": "Translate 'cat' into French.", "input": "", "output": "Chat."},
     {"instruction": "Write a haiku about winter mornings.", "input": "", "output": ""},
     {"instruction": "Explain photosynthesis to a child.", "input": "", "output": "Plants eat it."},
-    {"instruction": "Give the capital of Peru and Chile.", "input": "", "output": "Lima, Santiago."},
+    {
+        "instruction": "Give the capital of Peru and Chile.",
+        "input": "",
+        "output": "Lima, Santiago.",
+    },
 ]
 RECIPE = """\
 data: data.json
@@ -41,7 +45,9 @@ def _clean(value: Any, root: str) -> Any:
     if isinstance(value, list):
         return [_clean(v, root) for v in value]
     if isinstance(value, str):
-        return value.replace(root, "<TMP>")
+        import tunesmith
+
+        return value.replace(root, "<TMP>").replace(str(Path(tunesmith.__file__).parent), "<PKG>")
     if isinstance(value, float):
         return round(value, 6)
     return value
@@ -104,7 +110,16 @@ def run_all(root: Path) -> dict[str, Any]:
             params={"num_instructions": 8, "prompts_per_batch": 3, "max_rounds": 4, **extra},
             backend=FakeBackend(responses=responder),
         )
-    names = ["respond", "reflect", "heuristics", "dedup", "recipe", "self-instruct", "alpaca", "sedi"]
+    names = [
+        "respond",
+        "reflect",
+        "heuristics",
+        "dedup",
+        "recipe",
+        "self-instruct",
+        "alpaca",
+        "sedi",
+    ]
     return {name: digest_folder(root / name, root) for name in names}
 
 
