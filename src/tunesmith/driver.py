@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from tunesmith.errors import BudgetExceeded, ConfigError
 from tunesmith.llm.client import LLM
 from tunesmith.llm.factory import LLMConfig, make_llm
+from tunesmith.llm.usage import Ledger
 from tunesmith.records import Record
 from tunesmith.runs import RunDir, _atomic_write_json
 from tunesmith.stages import StageResult
@@ -92,7 +93,7 @@ class RunDriver:
         self.retry_failed = retry_failed
         self.keeps_ledger = keeps_ledger
         self.parent = parent
-        self.ledger = parent.ledger if parent is not None else run.load_ledger()
+        self.ledger: Ledger = parent.ledger if parent is not None else run.load_ledger()
         self._logged: set[tuple[Any, Any]] | None = None
 
     @classmethod

@@ -32,7 +32,7 @@ def differences(before: Any, after: Any, where: str = "") -> list[str]:
         if not isinstance(after, list) or len(after) != len(before):
             n = len(after) if isinstance(after, list) else "-"
             return [f"{where}: {len(before)} items before, {n} now"]
-        return [d for i, (b, a) in enumerate(zip(before, after)) for d in
+        return [d for i, (b, a) in enumerate(zip(before, after, strict=True)) for d in
                 differences(b, a, f"{where}[{i}]")]  # fmt: skip
     return [] if before == after else [f"{where}: {before!r} before, {after!r} now"]
 
