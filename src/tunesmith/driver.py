@@ -240,7 +240,7 @@ class RunDriver:
             if (stage, data["batch"]) in self._logged:
                 return  # a replayed round or batch (resume)
             self._logged.add((stage, data["batch"]))
-        self.log_event(stage=stage, **data, **self.ledger.totals())
+        self.log_event(stage=stage, **{**self.ledger.totals(), **data})
 
     def log_event(self, **data: Any) -> None:
         self.run.log_event(**data)
