@@ -206,3 +206,32 @@ def test_ledger_totals_is_the_one_usage_summary() -> None:
     assert ledger.totals() == {"calls": 1, "cache_hits": 1, "prompt_tokens": 3,
                                "completion_tokens": 2, "cost_usd": 0.5, "latency_s": 0.0,
                                "failed": 0}  # fmt: skip
+
+
+# -- generation and dedup through the driver ----------------------------------------------------
+class Unreachable(FakeBackend):
+    def complete(self, requests: Sequence[Request], on_done: OnDone) -> None:
+        raise BackendError("cannot reach http://127.0.0.1:9 after 5 retries")
+
+
+def test_a_generation_that_dies_says_failed_and_why(tmp_path: Path) -> None:
+    from tunesmith.generate.pipeline import run_generation
+
+    with pytest.raises(BackendError):
+        run_generation("alpaca", seeds=None, out=tmp_path / "g", config=LLMConfig(backend="fake"),
+                       params={"num_instructions": 2}, backend=Unreachable())  # fmt: skip
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "cannot reach" in manifest["error"]
+
+
+def test_dedup_into_a_folder_of_other_data_is_refused(tmp_path: Path) -> None:
+    from tunesmith.filters.novelty import dedup_to_folder
+
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([r.to_dict() for r in ROWS]))
+    dedup_to_folder(data, tmp_path / "out", threshold=0.7)
+    data.write_text(json.dumps([r.to_dict() for r in ROWS[:2]]))
+    with pytest.raises(ConfigError, match="different input data"):
+        dedup_to_folder(data, tmp_path / "out", threshold=0.7)
+    summary = dedup_to_folder(data, tmp_path / "out", threshold=0.7, force_new=True)
+    assert summary["rows"] == 2

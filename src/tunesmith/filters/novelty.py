@@ -209,8 +209,11 @@ def dedup_to_folder(
     field: str = "instruction",
     pool_path: str | os.PathLike[str] | None = None,
     top_k: int = 0,
+    force_new: bool = False,
 ) -> dict[str, Any]:
     """Dedup a dataset file into a run folder (``kept.jsonl``, ``rejected.jsonl``, summary).
+
+    A folder holding a dedup of other data or settings is refused unless ``force_new``.
 
     Rejected rows carry ``rejected_by="novelty"``, ``score`` (max F), a ``reason`` naming the kept
     row (or ``pool[i]``) they collided with, and ``meta.rouge_l_nearest`` with that id. The
@@ -228,7 +231,8 @@ def dedup_to_folder(
     config = {"data": str(data), "threshold": threshold, "field": field, "top_k": top_k}
     config["pool"] = str(pool_path) if pool_path else None
     driver = RunDriver.open(out, method="dedup", config=config, keeps_ledger=False,
-                            inputs=fingerprint([*records, *pool]), resumable=("pool",))  # fmt: skip
+                            inputs=fingerprint([*records, *pool]), resumable=("pool",),
+                            force_new=force_new)  # fmt: skip
     with driver:
         start = time.perf_counter()
         kept, rejected = dedup_records(
