@@ -277,7 +277,10 @@ def _run_stages(
                 driver.note_prompt(key, sha)
             if stage.uses_llm and llm is None:
                 llm = driver.make_llm(llm_config, backend)
-            batch_size = max(recipe.batch_size, llm_concurrency(llm_config))
+            # an LLM stage keeps ``concurrency`` requests in flight; batch_size sets checkpoints
+            batch_size = recipe.batch_size
+            if stage.uses_llm:
+                batch_size = max(batch_size, llm_concurrency(llm_config))
             records = _run_one(driver, i, spec, stage, records, llm, batch_size, completed)
             completed = sorted({*completed, i})
             driver.run.save_state({**state, "completed": completed})
