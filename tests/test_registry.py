@@ -36,7 +36,9 @@ def test_short_names_resolve_and_unknown_names_suggest() -> None:
     assert registry.generators.key("self-instruct") == "self_instruct"
     with pytest.raises(ConfigError, match="did you mean 'heuristics'"):
         registry.stages.get("heuristic")
-    with pytest.raises(ConfigError, match=r"unknown generation method 'sedii'.*did you mean 'sedi'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown generation method 'sedii'.*did you mean 'sedi'"
+    ):
         registry.generators.get("sedii")
 
 
