@@ -253,3 +253,17 @@ def test_row_counts_drop_failed_rows_a_retry_kept(tmp_path: Path) -> None:
     counts = count_rows(tmp_path)
     assert counts == {"kept": 3, "rejected": 1, "failed": 1, "unchanged": 1}
     assert rows_line(counts) == "kept 3 (1 unchanged: their LLM step failed), rejected 1, failed 1"
+
+
+def test_force_new_reaches_the_driver(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "hi"}\n')
+    out = tmp_path / "run"
+    base = ["respond", str(data), "--out", str(out), "-b", "fake", "--no-report"]
+    assert runner.invoke(app, [*base, "--max-tokens", "8"]).exit_code == 0
+    refused = _cli(*base, "--max-tokens", "9")
+    assert refused.returncode != 0 and "--force-new" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    again = runner.invoke(app, [*base, "--max-tokens", "9", "--force-new"])
+    assert again.exit_code == 0 and "kept 1, rejected 0, failed 0" in again.output
+    assert json.loads((out / "manifest.json").read_text())["config"]["params"]["max_tokens"] == 9

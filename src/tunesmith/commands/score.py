@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """IFD and reverse IFD (Cherry LLM; Selective Reflection-Tuning) under a causal LM."""
         from tunesmith.filters.ifd import IFDStage
-        from tunesmith.scoring.run import run_scoring_job
+        from tunesmith.jobs import run_scoring_job
 
         scorer = c.make_scorer(lm)
         global_pick = decision(key, top_share, min_value, max_value, key != "rifd")
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Perplexity of a field under a causal LM (all rows kept; filter with `filter ppl`)."""
         from tunesmith.filters.perplexity import PerplexityFilter
-        from tunesmith.scoring.run import run_scoring_job
+        from tunesmith.jobs import run_scoring_job
 
         scorer = c.make_scorer(lm)
         stage = PerplexityFilter(scorer=scorer, model=lm.model, field=field, threshold=None)
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """LLM quality score 1-5 (Humpback self-curation or AlpaGasus rating); keep score >= k."""
         from tunesmith.filters.judge_score import PARSE_FAILURE, QualityScorer
-        from tunesmith.scoring.run import run_scoring_job
+        from tunesmith.jobs import run_scoring_job
 
         stage = QualityScorer(
             rubric=rubric,

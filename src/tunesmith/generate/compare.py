@@ -171,8 +171,8 @@ def method_row(folder: Path, method: str, target: int, status: str = "done") -> 
     generated = max((int(e.get("generated", 0)) for e in events if e.get("stage") == stage),
                     default=0)  # fmt: skip
     ledger = Ledger.from_dict(json.loads((folder / "ledger.json").read_text(encoding="utf-8")))
-    total, by_stage = ledger.total(), ledger.to_dict()["stages"]
-    tokens = total.prompt_tokens + total.completion_tokens
+    total, by_stage = ledger.totals(), ledger.to_dict()["stages"]
+    tokens = total["prompt_tokens"] + total["completion_tokens"]
 
     def per_kept(value: float) -> float | None:  # undefined, not "per 1", when nothing was kept
         return value / kept if kept else None
@@ -184,13 +184,13 @@ def method_row(folder: Path, method: str, target: int, status: str = "done") -> 
         "generated": generated,
         "kept": kept,
         "keep_rate": kept / generated if generated else 0.0,
-        "calls": total.calls,
+        "calls": total["calls"],
         "generation_calls": by_stage.get(stage, {}).get("calls", 0),
         "tokens": tokens,
-        "cost_usd": total.cost_usd,
-        "calls_per_kept": per_kept(total.calls),
+        "cost_usd": total["cost_usd"],
+        "calls_per_kept": per_kept(total["calls"]),
         "tokens_per_kept": per_kept(tokens),
-        "cost_per_kept": per_kept(total.cost_usd),
+        "cost_per_kept": per_kept(total["cost_usd"]),
         "run": str(folder),
     }
 
