@@ -267,3 +267,14 @@ def test_force_new_reaches_the_driver(tmp_path: Path) -> None:
     again = runner.invoke(app, [*base, "--max-tokens", "9", "--force-new"])
     assert again.exit_code == 0 and "kept 1, rejected 0, failed 0" in again.output
     assert json.loads((out / "manifest.json").read_text())["config"]["params"]["max_tokens"] == 9
+
+
+def test_a_run_stopped_by_its_budget_still_gets_its_report(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"q{i}"}) + "\n" for i in range(4)))
+    out = tmp_path / "run"
+    result = _cli("respond", str(data), "--out", str(out), "-b", "fake", "--max-calls", "2",
+                  "--batch-size", "1")  # fmt: skip
+    assert result.returncode != 0 and "budget" in result.stderr
+    assert (out / "report.html").exists()
+    assert json.loads((out / "manifest.json").read_text())["status"].startswith("stopped")

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 import typer
 
+from tunesmith.errors import BudgetExceeded
 from tunesmith.fieldmap import FieldMap
 from tunesmith.llm.factory import LLMConfig, config_from_options, parse_backend_options
 from tunesmith.records import Record
@@ -215,12 +216,27 @@ def options(func: F) -> F:
         for name, kind in groups.items():
             fields = dataclasses.fields(kind)  # type: ignore[arg-type]
             kwargs[name] = kind(**{f.name: kwargs.pop(f.name) for f in fields})
-        return func(**kwargs)
+        try:
+            return func(**kwargs)
+        except BudgetExceeded:
+            _report_stopped_run(kwargs)
+            raise
 
     del command.__wrapped__  # typer must read the signature below, not the original's
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     return command  # type: ignore[return-value]
+
+
+def _report_stopped_run(kwargs: dict[str, Any]) -> None:
+    """A run stopped by its budget still gets its report.html (before the error is printed)."""
+    run = next((v for v in kwargs.values() if isinstance(v, RunOptions)), None)
+    out = kwargs.get("out")
+    if run is None or not run.report or out is None or not (Path(out) / "manifest.json").exists():
+        return
+    from tunesmith.report import write_run_report
+
+    typer.echo(f"report -> {write_run_report(Path(out))}")
 
 
 def _group_params(kind: type[OptionGroup]) -> list[inspect.Parameter]:
