@@ -24,7 +24,9 @@ def register(app: typer.Typer) -> None:
             False, "--drop-truncated", help="Reject answers cut at --max-tokens (kept, marked)."
         ),
         temperature: float = typer.Option(0.7, "--temperature"),
-        batch_size: int = typer.Option(16, "--batch-size", help="Rows per checkpointed batch."),
+        batch_size: int = typer.Option(
+            16, "--batch-size", help="Rows per checkpoint (--concurrency sets requests in flight)."
+        ),
         *,
         llm: c.LLMOptions,
         run: c.RunOptions,
