@@ -89,8 +89,9 @@ def run_all(root: Path) -> dict[str, Any]:
     data.write_text(json.dumps(ROWS))
     (root / "recipe.yaml").write_text(RECIPE)
     common = ["--backend", "fake", "--cache", str(root / "cache.sqlite")]
+    # --max-tokens 256: the old default, pinned so rows compare (issue 16.2 raised it to 1024)
     _cli(["respond", str(data), "--out", str(root / "respond"), "--batch-size", "2", *common,
-          "--no-report"])  # fmt: skip
+          "--no-report", "--max-tokens", "256"])  # fmt: skip
     _cli(["reflect", str(data), "--out", str(root / "reflect"), "--mode", "response", *common])
     _cli(["filter", "heuristics", str(data), "--out", str(root / "heuristics"),
           "--min-output-words", "2"])  # fmt: skip
