@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from tunesmith import __version__
 from tunesmith.cli import app
+from tunesmith.commands._options import LLMOptions, RunOptions, ScorerOptions, options
 
 runner = CliRunner()
 
@@ -278,3 +279,22 @@ def test_a_run_stopped_by_its_budget_still_gets_its_report(tmp_path: Path) -> No
     assert result.returncode != 0 and "budget" in result.stderr
     assert (out / "report.html").exists()
     assert json.loads((out / "manifest.json").read_text())["status"].startswith("stopped")
+
+
+def test_option_groups_expand_into_the_signature_and_refuse_a_repeated_name() -> None:
+    import inspect
+
+    @options
+    def cmd(x: int = 1, *, llm: LLMOptions, run: RunOptions) -> tuple[LLMOptions, RunOptions]:
+        return llm, run
+
+    names = list(inspect.signature(cmd).parameters)
+    assert names[0] == "x" and {"backend", "max_calls", "force_new", "report"} <= set(names)
+    defaults = {n: p.default.default for n, p in inspect.signature(cmd).parameters.items()}
+    llm, run = cmd(**defaults)
+    assert llm == LLMOptions() and run == RunOptions() and llm.config().backend == "embedded"
+    with pytest.raises(TypeError, match="option names repeat"):
+
+        @options
+        def both(*, llm: LLMOptions, lm: ScorerOptions) -> None:  # both have --model, --threads
+            pass
