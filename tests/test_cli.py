@@ -290,7 +290,8 @@ def test_option_groups_expand_into_the_signature_and_refuse_a_repeated_name() ->
 
     names = list(inspect.signature(cmd).parameters)
     assert names[0] == "x" and {"backend", "max_calls", "force_new", "report"} <= set(names)
-    defaults = {n: p.default.default for n, p in inspect.signature(cmd).parameters.items()}
+    params = inspect.signature(cmd).parameters
+    defaults = {n: getattr(p.default, "default", p.default) for n, p in params.items()}
     llm, run = cmd(**defaults)
     assert llm == LLMOptions() and run == RunOptions() and llm.config().backend == "embedded"
     with pytest.raises(TypeError, match="option names repeat"):
