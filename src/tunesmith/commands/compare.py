@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         run: c.RunOptions,
     ) -> None:
         """Alpaca-style, SeDi-Instruct and Self-Instruct to the same kept size and budget
-        (--max-calls/--max-cost apply to each method): calls, tokens and cost per kept."""
+        (--max-calls/--max-cost apply to each method): calls, tokens and cost per kept.
+        Identical requests are paid once (--cache names the shared cache)."""
         from tunesmith.generate.compare import compare_methods, format_table
 
         shared: dict[str, Any] = {"prompts_per_batch": prompts_per_batch, "seed": seed}
