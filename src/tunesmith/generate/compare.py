@@ -70,8 +70,19 @@ class SharedAnswers(Backend):
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
 
+    def endpoint(self) -> str:
+        """The wrapped server's endpoint: cache keys are the unwrapped backend's."""
+        endpoint = getattr(self.inner, "endpoint", None)
+        return str(endpoint()) if callable(endpoint) else ""
+
+    def _key(self, request: Request, sample: int) -> str:
+        # Two servers that both call their model "default" must not share answers.
+        endpoint = self.endpoint()
+        extra = (endpoint,) if endpoint else ()
+        return request_key(self.name, self.model, request, sample, *extra)
+
     def complete(self, requests: Sequence[Request], on_done: OnDone) -> None:
-        keys = [[request_key(self.name, self.model, r, i) for i in range(r.n)] for r in requests]
+        keys = [[self._key(r, i) for i in range(r.n)] for r in requests]
         hits = self.cache.get_many(k for ks in keys for k in ks)
         todo = []
         for j, ks in enumerate(keys):
