@@ -299,3 +299,18 @@ def test_option_groups_expand_into_the_signature_and_refuse_a_repeated_name() ->
         @options
         def both(*, llm: LLMOptions, lm: ScorerOptions) -> None:  # both have --model, --threads
             pass
+
+
+def test_dedup_reads_through_the_field_map_and_limit(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    texts = ["Write a poem about the sea.", "Write a poem about the sea!", "List three fruits.",
+             "Name a planet."]  # fmt: skip
+    data.write_text("".join(json.dumps({"id": f"r{i}", "prompt": t}) + "\n"
+                            for i, t in enumerate(texts)))  # fmt: skip
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["dedup", str(data), "--out", str(out), "--map",
+                                 "instruction=prompt", "--limit", "3", "--no-report"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"kept 2, rejected 1, failed 0 (threshold 0.7," in result.output
+    kept = [json.loads(x)["instruction"] for x in (out / "kept.jsonl").open()]
+    assert kept == [texts[0], texts[2]]

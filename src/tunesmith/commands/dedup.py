@@ -36,8 +36,6 @@ def register(app: typer.Typer) -> None:
 
         summary = dedup_to_folder(
             data, out, threshold=threshold, field=field, pool_path=pool, top_k=top_k,
-            **c.driver_flags(dedup_to_folder, run),
-            **c.accepted(dedup_to_folder, field_map=rows.field_map() if rows.map else None,
-                         limit=rows.limit, allow_empty_instruction=rows.allow_empty_instruction),
+            records=rows.read(data), **c.driver_flags(dedup_to_folder, run),
         )  # fmt: skip
         c.finish(Path(out), run, note=f"threshold {threshold}, {summary['elapsed_s']:.2f} s")

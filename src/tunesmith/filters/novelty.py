@@ -210,10 +210,12 @@ def dedup_to_folder(
     pool_path: str | os.PathLike[str] | None = None,
     top_k: int = 0,
     force_new: bool = False,
+    records: Sequence[Record] | None = None,
 ) -> dict[str, Any]:
     """Dedup a dataset file into a run folder (``kept.jsonl``, ``rejected.jsonl``, summary).
 
     A folder holding a dedup of other data or settings is refused unless ``force_new``.
+    ``records``: the rows of ``data`` already read (under a field map, limited); default: read it.
 
     Rejected rows carry ``rejected_by="novelty"``, ``score`` (max F), a ``reason`` naming the kept
     row (or ``pool[i]``) they collided with, and ``meta.rouge_l_nearest`` with that id. The
@@ -225,7 +227,7 @@ def dedup_to_folder(
     if field not in FIELDS:
         raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
     NoveltyFilter(threshold, top_k=top_k)  # validates the settings before any reading
-    records = read_records(data)
+    records = read_records(data) if records is None else records
     _check_unique_ids(records, data)
     pool = [field_text(r, field) for r in read_records(pool_path)] if pool_path else []
     config = {"data": str(data), "threshold": threshold, "field": field, "top_k": top_k}
