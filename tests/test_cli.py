@@ -311,6 +311,6 @@ def test_dedup_reads_through_the_field_map_and_limit(tmp_path: Path) -> None:
     result = runner.invoke(app, ["dedup", str(data), "--out", str(out), "--map",
                                  "instruction=prompt", "--limit", "3", "--no-report"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert f"kept 2, rejected 1, failed 0 (threshold 0.7," in result.output
+    assert "kept 2, rejected 1, failed 0 (threshold 0.7," in result.output
     kept = [json.loads(x)["instruction"] for x in (out / "kept.jsonl").open()]
     assert kept == [texts[0], texts[2]]
