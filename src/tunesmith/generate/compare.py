@@ -111,6 +111,8 @@ def compare_methods(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     methods: tuple[str, ...] = COMPARED,
     make_backend: Callable[[], Backend] | None = None,
+    force_new: bool = False,
+    retry_failed: bool = False,
 ) -> list[dict[str, Any]]:
     """Run each method toward ``num_instructions`` kept instructions; one row per method.
 
@@ -121,6 +123,7 @@ def compare_methods(
             method separately; ``config.cache_path`` names the shared cache.
         params: per-method options, e.g. ``{"sedi": {"max_tokens": 1024}}``.
         make_backend: builds a fresh backend per method (tests, notebooks); default: ``config``.
+        force_new, retry_failed: passed to every method's run (see :class:`RunDriver`).
     """
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -128,11 +131,12 @@ def compare_methods(
     # caches stay in their folders so that a resumed comparison counts no call twice.
     shared_path = Path(config.cache_path) if config.cache_path else root / SHARED_CACHE
     shared = RequestCache(shared_path) if config.use_cache else None
+    flags = {"force_new": force_new, "retry_failed": retry_failed}
     rows = []
     try:
         for method in methods:
             rows.append(_run_one(root, method, seeds, config, num_instructions, params,
-                                 make_backend, shared))  # fmt: skip
+                                 make_backend, shared, flags))  # fmt: skip
     finally:
         if shared is not None:
             shared.close()
@@ -151,6 +155,7 @@ def _run_one(
     params: Mapping[str, Mapping[str, Any]] | None,
     make_backend: Callable[[], Backend] | None,
     shared: RequestCache | None,
+    flags: Mapping[str, bool],
 ) -> dict[str, Any]:
     folder = root / method
     own_cache = dataclasses.replace(config, cache_path=str(folder / "requests.sqlite"))
@@ -165,7 +170,7 @@ def _run_one(
         run_generation(
             method, seeds=seeds, out=folder, config=own_cache,
             params={"num_instructions": target, **dict((params or {}).get(method, {}))},
-            backend=wrapped or backend,
+            backend=wrapped or backend, **flags,
         )  # fmt: skip
     except BudgetExceeded:
         status = "budget"  # this method's row ends here; the next method gets the same budget
