@@ -150,4 +150,4 @@ def register(app: typer.Typer) -> None:
             1 for r in result.read_rejected() if str(r.get("reason", "")).startswith(PARSE_FAILURE)
         )
         result.finish("done", parse_failures=failures)
-        c.finish(result.path, run, note=f"{failures} replies without a valid score")
+        c.finish(result.path, run, note=f"{failures} parse failures")
