@@ -67,8 +67,7 @@ def accepted(entry: Callable[..., Any], **values: Any) -> dict[str, Any]:
         if key in takes:
             out[key] = value
         elif value not in (None, False):
-            flag = "--map" if key == "field_map" else "--" + key.replace("_", "-")
-            raise ConfigError(f"{flag} is not supported by this command yet")
+            raise ConfigError(f"--{key.replace('_', '-')} is not supported by this command yet")
     return out
 
 
