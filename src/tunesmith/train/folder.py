@@ -140,10 +140,14 @@ class TrainFolder:
         return self.model_dir
 
 
-def _check_same(old: Mapping[str, Any], new: Mapping[str, Any], out: Path) -> None:
+def _check_same(old: Mapping[str, Any], new: Mapping[str, Any], out: Path, prefix: str = "") -> None:
+    """Raise naming the first setting (dotted path) whose value differs."""
     for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            _check_same(a, b, out, f"{prefix}{key}.")
+        elif a != b:
             raise ConfigError(
-                f"{out} holds a run with {key}={old.get(key)!r}, not {new.get(key)!r}: rerun with "
-                "the same settings to resume, or use another --out"
+                f"{out} holds a run with {prefix}{key}={a!r}, not {b!r}: rerun with the same "
+                "settings to resume, or use another --out"
             )

@@ -1,0 +1,93 @@
+"""``tunesmith train sft``: fine-tune a model on a dataset or run folder (rerun to resume)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+train_app = typer.Typer(help="Train a model on instruction data.", no_args_is_help=True)
+
+PRESET = typer.Option(None, "--preset", help="Settings preset: sedi (lr 2e-5, batch 16, 3 epochs).")
+MODEL = typer.Option(
+    None, "--model", "-m", help="HF model folder or id (default: embedded SmolLM2-135M)."
+)
+LR = typer.Option(None, "--lr", help="Peak learning rate (2e-5).")
+BATCH = typer.Option(None, "--batch-size", help="Rows per optimizer step (8; sedi 16).")
+EPOCHS = typer.Option(None, "--epochs", help="Passes over the data (3).")
+MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N optimizer steps.")
+MAX_LENGTH = typer.Option(None, "--max-length", help="Tokens per example (512).")
+TEMPLATE = typer.Option(None, "--template", help="auto (chat template if any), chat or alpaca.")
+ORDER = typer.Option(None, "--order", help="shuffle (seeded) or sequential.")
+LORA = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the saved model).")
+PRECISION = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16.")
+GRAD_CKPT = typer.Option(
+    False, "--gradient-checkpointing", help="Recompute activations to save memory."
+)
+SAVE_STEPS = typer.Option(None, "--save-steps", help="Checkpoint every N steps (50).")
+SEED = typer.Option(None, "--seed", help="RNG seed (42).")
+DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda or mps.")
+THREADS = typer.Option(None, "--threads", help="CPU threads (default 1; $TUNESMITH_THREADS).")
+
+
+def sft_config(preset: str | None, **opts: Any) -> Any:
+    """An SFTConfig from the CLI options (None = preset or default)."""
+    from tunesmith.train.sft import SFTConfig
+
+    names = {"lr": "learning_rate", "gradient_checkpointing": "gradient_checkpointing"}
+    values = {names.get(k, k): v for k, v in opts.items()}
+    for flag in ("lora", "gradient_checkpointing"):
+        values[flag] = values.get(flag) or None  # an unset flag leaves the preset's value
+    return SFTConfig.from_preset(preset, **values)
+
+
+@train_app.command("sft")
+def sft(
+    data: Path = typer.Argument(..., help="Dataset file/folder or a tunesmith run folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N rows."),
+    preset: str = PRESET,
+    model: str = MODEL,
+    lr: float = LR,
+    batch_size: int = BATCH,
+    epochs: float = EPOCHS,
+    max_steps: int = MAX_STEPS,
+    max_length: int = MAX_LENGTH,
+    template: str = TEMPLATE,
+    order: str = ORDER,
+    lora: bool = LORA,
+    precision: str = PRECISION,
+    gradient_checkpointing: bool = GRAD_CKPT,
+    save_steps: int = SAVE_STEPS,
+    seed: int = SEED,
+    device: str = DEVICE,
+    threads: int = THREADS,
+) -> None:
+    """Supervised fine-tuning; writes train_log.jsonl, checkpoints/ and model/ into OUT."""
+    from tunesmith.io import read_records
+    from tunesmith.train.quiet import quiet_transformers
+
+    cfg = sft_config(
+        preset, model=model, lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
+        max_length=max_length, template=template, order=order, lora=lora, precision=precision,
+        gradient_checkpointing=gradient_checkpointing, save_steps=save_steps, seed=seed,
+        device=device,
+    )  # fmt: skip
+    cfg.check()
+    records = read_records(data)
+    if limit:
+        records = records[:limit]
+    quiet_transformers()
+    from tunesmith.train.sft import train_sft
+
+    s = train_sft(records, out, cfg, data_source=f"{data}" + (f"[:{limit}]" if limit else ""),
+                  threads=threads)  # fmt: skip
+    typer.echo(
+        f"trained {s.get('steps', 0)} steps on {s.get('rows', 0)} rows "
+        f"(final loss {s.get('final_loss') or 0:.4f}) -> {s.get('model_dir')}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
