@@ -77,6 +77,10 @@ class TrainFolder:
     def log_step_rows(self, step: int, ids: Iterable[str]) -> None:
         append_jsonl(self.path / STEP_ROWS, [{"step": step, "ids": list(ids)}])
 
+    def append(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append rows to a JSONL side file of the run (e.g. ``seed_history.jsonl``)."""
+        append_jsonl(self.path / name, rows)
+
     def read_log(self, name: str = TRAIN_LOG) -> list[dict[str, Any]]:
         p = self.path / name
         if not p.exists():

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import ConfigError, MissingExtra, require
+from tunesmith.errors import BudgetExceeded, ConfigError, MissingExtra, require
 from tunesmith.records import Record
 from tunesmith.train.data import Collator, Example, encode_all, resolve_template
 from tunesmith.train.folder import TrainFolder
@@ -328,6 +328,9 @@ def run_training(
         folder.truncate_logs(0)
     try:
         result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    except BudgetExceeded:
+        folder.finish("stopped (budget)")
+        raise
     except Exception as exc:
         folder.finish("failed", error=str(exc).splitlines()[0] if str(exc) else repr(exc))
         raise
