@@ -48,7 +48,10 @@ def rows_file(tmp_path: Path) -> Path:
     """Twelve short instruction rows (two with an input), as JSONL."""
     path = tmp_path / "rows.jsonl"
     rows = [
-        {"instruction": f"Count from 1 to {i}.", "output": ", ".join(str(k) for k in range(1, i + 1))}
+        {
+            "instruction": f"Count from 1 to {i}.",
+            "output": ", ".join(str(k) for k in range(1, i + 1)),
+        }
         for i in range(1, 11)
     ]
     rows += [

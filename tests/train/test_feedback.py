@@ -10,16 +10,16 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from tests.generate.fakes import cheap_embed, responder  # noqa: E402
-from tunesmith.generate.sedi import SediGenerator  # noqa: E402
-from tunesmith.generate.seeds import SeedTask, load_seeds  # noqa: E402
-from tunesmith.llm.factory import LLMConfig  # noqa: E402
-from tunesmith.llm.fake import FakeBackend  # noqa: E402
-from tunesmith.records import Record  # noqa: E402
-from tunesmith.train import feedback as fb_mod  # noqa: E402
-from tunesmith.train.feedback import FeedbackConfig, SeedFeedback  # noqa: E402
-from tunesmith.train.sedi_loop import run_sedi_feedback  # noqa: E402
-from tunesmith.train.sft import SFTConfig  # noqa: E402
+from tests.generate.fakes import cheap_embed, responder
+from tunesmith.generate.sedi import SediGenerator
+from tunesmith.generate.seeds import SeedTask, load_seeds
+from tunesmith.llm.factory import LLMConfig
+from tunesmith.llm.fake import FakeBackend
+from tunesmith.records import Record
+from tunesmith.train import feedback as fb_mod
+from tunesmith.train.feedback import FeedbackConfig, SeedFeedback
+from tunesmith.train.sedi_loop import run_sedi_feedback
+from tunesmith.train.sft import SFTConfig
 
 BATCH = 4
 EVERY = 3
@@ -33,8 +33,9 @@ def _loop(out: Path, tiny: Path, backend: FakeBackend, **llm: Any) -> dict[str, 
     return run_sedi_feedback(
         out,
         llm_config=LLMConfig(backend="fake", **llm),
-        sft=SFTConfig(model=str(tiny), batch_size=BATCH, max_length=64, learning_rate=1e-3,
-                      save_steps=4),  # fmt: skip
+        sft=SFTConfig(
+            model=str(tiny), batch_size=BATCH, max_length=64, learning_rate=1e-3, save_steps=4
+        ),
         feedback=FeedbackConfig(num_instructions=40, every=EVERY),
         gen_params={"max_tokens": 400},
         backend=backend,

@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from tunesmith.io import read_records  # noqa: E402
-from tunesmith.train.sft import SFTConfig, train_sft  # noqa: E402
+from tunesmith.io import read_records
+from tunesmith.train.sft import SFTConfig, train_sft
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 16

@@ -79,11 +79,15 @@ def _reference_losses(model_dir: Path, records: list[Record], steps: int, batch:
         width = max(len(r.input_ids) for r in rows)
         ids = torch.tensor([r.input_ids + [0] * (width - len(r.input_ids)) for r in rows])
         labels = torch.tensor([r.labels + [IGNORE] * (width - len(r.labels)) for r in rows])
-        mask = torch.tensor([[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in rows])
+        mask = torch.tensor(
+            [[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in rows]
+        )
         logits = model(input_ids=ids, attention_mask=mask).logits
         # next-token loss over response positions only
         loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE
+            logits[:, :-1].reshape(-1, logits.shape[-1]),
+            labels[:, 1:].reshape(-1),
+            ignore_index=IGNORE,
         )
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -7,6 +7,9 @@ from typing import Any
 
 import typer
 
+from tunesmith.commands import _common as c
+from tunesmith.train.quiet import quiet_transformers
+
 train_app = typer.Typer(help="Train a model on instruction data.", no_args_is_help=True)
 
 PRESET = typer.Option(None, "--preset", help="Settings preset: sedi (lr 2e-5, batch 16, 3 epochs).")
@@ -66,7 +69,6 @@ def sft(
 ) -> None:
     """Supervised fine-tuning; writes train_log.jsonl, checkpoints/ and model/ into OUT."""
     from tunesmith.io import read_records
-    from tunesmith.train.quiet import quiet_transformers
 
     cfg = sft_config(
         preset, model=model, lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
@@ -86,6 +88,77 @@ def sft(
     typer.echo(
         f"trained {s.get('steps', 0)} steps on {s.get('rows', 0)} rows "
         f"(final loss {s.get('final_loss') or 0:.4f}) -> {s.get('model_dir')}"
+    )
+
+
+@train_app.command("sedi-loop")
+def sedi_loop(
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
+    seeds: str = typer.Option("default", "--seeds", help="Seed tasks: 'default' or a dataset."),
+    num_instructions: int = typer.Option(
+        200, "--num-instructions", "-n", help="Stop generating after this many kept."
+    ),
+    every: int = typer.Option(10, "--every", help="Feedback every N steps (first N skipped)."),
+    rows_per_chunk: int = typer.Option(
+        0, "--rows-per-chunk", help="Kept rows per generation chunk (default every x batch)."
+    ),
+    max_tokens: int = typer.Option(None, "--max-tokens", help="Generation max_tokens (3072)."),
+    prompts_per_batch: int = typer.Option(None, "--prompts-per-batch"),
+    num_tasks: int = typer.Option(None, "--num-tasks", help="Tasks asked per prompt (20)."),
+    prompt_style: str = typer.Option(None, "--prompt-style", help="raw or chat."),
+    train_model: str = typer.Option(
+        None, "--train-model", help="Model to train (default: embedded SmolLM2-135M)."
+    ),
+    preset: str = PRESET,
+    lr: float = LR,
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Clusters = rows per step, a power of two (8; sedi 16)."
+    ),
+    max_steps: int = MAX_STEPS,
+    max_length: int = MAX_LENGTH,
+    template: str = TEMPLATE,
+    lora: bool = LORA,
+    precision: str = PRECISION,
+    save_steps: int = SAVE_STEPS,
+    seed: int = SEED,
+    device: str = DEVICE,
+    backend: str = c.BACKEND,
+    model: str = c.MODEL,
+    base_url: str = c.BASE_URL,
+    api_key_env: str = c.API_KEY_ENV,
+    threads: int = c.THREADS,
+    concurrency: int = c.CONCURRENCY,
+    rpm: float = c.RPM,
+    tpm: float = c.TPM,
+    cache: Path = c.CACHE,
+    no_cache: bool = c.NO_CACHE,
+    prices: Path = c.PRICES,
+    max_cost: float = c.MAX_COST,
+    max_calls: int = c.MAX_CALLS,
+    backend_option: list[str] = c.BACKEND_OPTION,
+) -> None:
+    """SeDi-Instruct's loop: generate with --model while training --train-model on the kept
+    rows; the highest grad-norm batches become seeds, the lowest-scoring seeds are evicted."""
+    from tunesmith.train.feedback import FeedbackConfig
+
+    llm = c.llm_config_from(locals())
+    cfg = sft_config(
+        preset, model=train_model, lr=lr, batch_size=batch_size, max_steps=max_steps,
+        max_length=max_length, template=template, lora=lora, precision=precision,
+        save_steps=save_steps, seed=seed, device=device,
+    )  # fmt: skip
+    fb = FeedbackConfig(num_instructions, rows_per_chunk, every)
+    gen = {"max_tokens": max_tokens, "prompts_per_batch": prompts_per_batch,
+           "num_tasks": num_tasks, "prompt_style": prompt_style}  # fmt: skip
+    quiet_transformers()
+    from tunesmith.train.sedi_loop import run_sedi_feedback
+
+    s = run_sedi_feedback(out, llm_config=llm, sft=cfg, feedback=fb, seeds=seeds,
+                          gen_params=gen, threads=threads)  # fmt: skip
+    typer.echo(
+        f"kept {s.get('kept', 0)} rows, trained {s.get('steps', 0)} steps "
+        f"(final loss {s.get('final_loss') or 0:.4f}), {s.get('seed_replacements', 0)} seed "
+        f"replacements, {s.get('calls', 0)} calls -> {s.get('model_dir')}"
     )
 
 

@@ -67,7 +67,9 @@ class CheckpointMarker(TrainerCallback):  # type: ignore[misc]
 class RichProgress(TrainerCallback):  # type: ignore[misc]
     """A live bar on stderr: step M/N, loss, tokens/s and ETA (replaces the Trainer's tqdm bar)."""
 
-    def __init__(self, step_info: Callable[[int], dict[str, Any]], description: str = "sft") -> None:
+    def __init__(
+        self, step_info: Callable[[int], dict[str, Any]], description: str = "sft"
+    ) -> None:
         self.step_info = step_info
         self.description = description
         self._progress: Any = None

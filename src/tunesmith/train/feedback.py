@@ -83,7 +83,9 @@ class SeedFeedback:
             return
         if step in self.journal:  # decided before a kill: re-apply, never re-decide
             if step not in self.applied:
-                self._apply(step, [SeedTask(**_seed_fields(s)) for s in self.journal[step]["added"]])
+                self._apply(
+                    step, [SeedTask(**_seed_fields(s)) for s in self.journal[step]["added"]]
+                )
             return
         chosen_step, norm, ids = max(window, key=lambda w: w[1])
         new = self.candidates([self.rows[i] for i in ids if i in self.rows])
@@ -101,7 +103,9 @@ class SeedFeedback:
         }
         self.journal[step] = entry
         self.folder.append(SEED_HISTORY, [entry])
-        self.folder.log_event(stage="seed_replacement", step=step, added=len(new), evicted=len(evicted))
+        self.folder.log_event(
+            stage="seed_replacement", step=step, added=len(new), evicted=len(evicted)
+        )
 
     def candidates(self, batch: Sequence[Record]) -> list[SeedTask]:
         """The batch's instructions not similar (ROUGE-L >= threshold) to any live seed or to
@@ -200,11 +204,15 @@ class FeedbackCallback(TrainerCallback):  # type: ignore[misc]
             return
         step = int(state.global_step)
         rows = list(self.step_info(step).get("rows", []))
-        self.window = [*self.window, (step, float(logs["grad_norm"]), rows)][-self.feedback.cfg.every :]
+        self.window = [*self.window, (step, float(logs["grad_norm"]), rows)][
+            -self.feedback.cfg.every :
+        ]
         self.feedback.on_step(step, self.window)
 
 
-def encoder_for(tokenizer: Any, template: str, max_length: int) -> Callable[[Record], Example | None]:
+def encoder_for(
+    tokenizer: Any, template: str, max_length: int
+) -> Callable[[Record], Example | None]:
     """A memoised record -> Example function (the stream asks twice per row)."""
     cache: dict[str, Example | None] = {}
 
@@ -232,6 +240,8 @@ def diverse_order(
         else:
             vectors = embedder([r.instruction for r in records])
         clusters = quadrant_clusters(vectors, batch_size, seed=seed)
-        return [[records[i] for i in b] for b in diverse_batches(clusters.tolist(), batch_size, seed)]
+        return [
+            [records[i] for i in b] for b in diverse_batches(clusters.tolist(), batch_size, seed)
+        ]
 
     return order

@@ -144,7 +144,9 @@ class TrainFolder:
         return self.model_dir
 
 
-def _check_same(old: Mapping[str, Any], new: Mapping[str, Any], out: Path, prefix: str = "") -> None:
+def _check_same(
+    old: Mapping[str, Any], new: Mapping[str, Any], out: Path, prefix: str = ""
+) -> None:
     """Raise naming the first setting (dotted path) whose value differs."""
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)

@@ -30,6 +30,8 @@ from tunesmith.train.feedback import (
 from tunesmith.train.folder import TrainFolder
 from tunesmith.train.sft import SFTConfig, build_trainer, load_model, run_training
 
+BUDGET_KEYS = ("max_cost", "max_calls")
+
 
 def run_sedi_feedback(
     out: str | os.PathLike[str],
@@ -69,7 +71,9 @@ def run_sedi_feedback(
     params = {k: v for k, v in dict(gen_params or {}).items() if v is not None}
     check_params("sedi", params)
     if sft.max_steps <= 0:
-        sft = dataclasses.replace(sft, max_steps=max(1, feedback.num_instructions // sft.batch_size))
+        sft = dataclasses.replace(
+            sft, max_steps=max(1, feedback.num_instructions // sft.batch_size)
+        )
     sft = dataclasses.replace(sft, order="sequential")  # the stream's order is the batch order
     sft.check()
     seeds_path = resolve_seeds_path(seeds)
@@ -79,7 +83,8 @@ def run_sedi_feedback(
         "generate": {k: str(v) if isinstance(v, Path) else v for k, v in params.items()},
         "feedback": dataclasses.asdict(feedback),
         "sft": sft.to_dict(),
-        "llm": llm_config.to_manifest(),
+        # a raised budget may resume a budget-stopped run (the replayed calls are cached)
+        "llm": {k: v for k, v in llm_config.to_manifest().items() if k not in BUDGET_KEYS},
     }
     folder = TrainFolder.open(out, method="sedi-feedback", config=config)
     if folder.is_done:

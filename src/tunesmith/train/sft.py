@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,9 @@ class StepRecordingTrainer(Trainer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.steps: dict[int, dict[str, Any]] = {}
 
-    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+    def training_step(
+        self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> Any:
         rows = inputs.pop("row_ids", [])
         tokens = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else 0
         step = int(self.state.global_step) + 1
@@ -185,7 +187,9 @@ def training_arguments(cfg: SFTConfig, output_dir: Path, device: str) -> Any:
     fields = transformers.TrainingArguments.__dataclass_fields__
     # transformers 5 renamed gradient_checkpointing (the old name warns until v6)
     ckpt_arg = (
-        "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
     )
     precision = cfg.precision
     if precision == "auto":
@@ -301,7 +305,9 @@ def train_sft(
     if folder.is_done:
         return dict(folder.run.manifest.get("summary") or {})
     model, tok = load_model(cfg)
-    examples, skipped = encode_all(records, tok, resolve_template(cfg.template, tok), cfg.max_length)
+    examples, skipped = encode_all(
+        records, tok, resolve_template(cfg.template, tok), cfg.max_length
+    )
     if not examples:
         raise ConfigError(f"no trainable rows in {data_source or 'the data'} (empty outputs?)")
     trainer = build_trainer(model, tok, examples, cfg, folder, progress=progress)
