@@ -115,7 +115,9 @@ def test_interrupted_loop_resumes_without_repeating_calls_or_steps(
 
     def dying(self: Any, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
         real(self, args, state, control, logs=logs, **kw)
-        if state.global_step == 7:  # after the step-4 checkpoint and the step-6 replacement
+        # killed after the step-8 checkpoint and the step-9 replacement: on resume the stream
+        # re-applies step 6's from the journal while skipping, and step 9 re-runs its step
+        if state.global_step == 9:
             raise _Killed
 
     monkeypatch.setattr(fb_mod.FeedbackCallback, "on_log", dying)
@@ -137,3 +139,8 @@ def test_interrupted_loop_resumes_without_repeating_calls_or_steps(
     b = [{k: v for k, v in h.items() if k not in strip} for h in _rows(tmp_path / "straight", "seed_history.jsonl")]  # fmt: skip
     assert a == b
     assert _rows(out, "step_rows.jsonl") == _rows(tmp_path / "straight", "step_rows.jsonl")
+    # each replacement logged once, although the resumed stream re-applied the first one
+    events = [e for e in _rows(out, "events.jsonl") if e.get("stage") == "seed_replacement"]
+    assert len(events) == len(a)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["resumed"] == 1

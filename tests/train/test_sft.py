@@ -166,7 +166,7 @@ def test_resume_refuses_another_config_and_presets(
     first = train_sft(records, tmp_path / "run", cfg, progress=False)
     assert train_sft(records, tmp_path / "run", cfg, progress=False) == first  # done: no retrain
     cfg.learning_rate = 1e-3
-    with pytest.raises(ConfigError, match=r"sft\.learning_rate=2e-05, not 0\.001"):
+    with pytest.raises(ConfigError, match=r"'sft\.learning_rate' \(2e-05 there, 0\.001 now\)"):
         train_sft(records, tmp_path / "run", cfg, progress=False)
     sedi = SFTConfig.from_preset("sedi", batch_size=None, seed=1)
     assert (sedi.learning_rate, sedi.batch_size, sedi.epochs, sedi.seed) == (2e-5, 16, 3.0, 1)

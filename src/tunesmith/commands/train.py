@@ -32,6 +32,9 @@ SAVE_STEPS = typer.Option(None, "--save-steps", help="Checkpoint every N steps (
 SEED = typer.Option(None, "--seed", help="RNG seed (42).")
 DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda or mps.")
 THREADS = typer.Option(None, "--threads", help="CPU threads (default 1; $TUNESMITH_THREADS).")
+FORCE_NEW = typer.Option(
+    False, "--force-new", help="Set a different run already in OUT aside and start over."
+)
 
 
 def sft_config(preset: str | None, **opts: Any) -> Any:
@@ -66,6 +69,7 @@ def sft(
     seed: int = SEED,
     device: str = DEVICE,
     threads: int = THREADS,
+    force_new: bool = FORCE_NEW,
 ) -> None:
     """Supervised fine-tuning; writes train_log.jsonl, checkpoints/ and model/ into OUT."""
     from tunesmith.io import read_records
@@ -84,7 +88,7 @@ def sft(
     from tunesmith.train.sft import train_sft
 
     s = train_sft(records, out, cfg, data_source=f"{data}" + (f"[:{limit}]" if limit else ""),
-                  threads=threads)  # fmt: skip
+                  threads=threads, force_new=force_new)  # fmt: skip
     typer.echo(
         f"trained {s.get('steps', 0)} steps on {s.get('rows', 0)} rows "
         f"(final loss {s.get('final_loss') or 0:.4f}) -> {s.get('model_dir')}"
@@ -136,6 +140,7 @@ def sedi_loop(
     max_cost: float = c.MAX_COST,
     max_calls: int = c.MAX_CALLS,
     backend_option: list[str] = c.BACKEND_OPTION,
+    force_new: bool = FORCE_NEW,
 ) -> None:
     """SeDi-Instruct's loop: generate with --model while training --train-model on the kept
     rows; the highest grad-norm batches become seeds, the lowest-scoring seeds are evicted."""
@@ -154,7 +159,7 @@ def sedi_loop(
     from tunesmith.train.sedi_loop import run_sedi_feedback
 
     s = run_sedi_feedback(out, llm_config=llm, sft=cfg, feedback=fb, seeds=seeds,
-                          gen_params=gen, threads=threads)  # fmt: skip
+                          gen_params=gen, threads=threads, force_new=force_new)  # fmt: skip
     typer.echo(
         f"kept {s.get('kept', 0)} rows, trained {s.get('steps', 0)} steps "
         f"(final loss {s.get('final_loss') or 0:.4f}), {s.get('seed_replacements', 0)} seed "

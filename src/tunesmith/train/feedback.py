@@ -74,7 +74,7 @@ class SeedFeedback:
         for step in sorted(self.journal):
             entry = self.journal[step]
             if step not in self.applied and int(entry["chunks_done"]) <= chunk:
-                self._apply(step, [SeedTask(**_seed_fields(s)) for s in entry["added"]])
+                self._apply(step, _seed_tasks(entry), replay=True)
 
     def on_step(self, step: int, window: Sequence[tuple[int, float, list[str]]]) -> None:
         """Called after optimizer step ``step`` with the last ``every`` steps' (step, norm, ids)."""
@@ -83,9 +83,7 @@ class SeedFeedback:
             return
         if step in self.journal:  # decided before a kill: re-apply, never re-decide
             if step not in self.applied:
-                self._apply(
-                    step, [SeedTask(**_seed_fields(s)) for s in self.journal[step]["added"]]
-                )
+                self._apply(step, _seed_tasks(self.journal[step]), replay=True)
             return
         chosen_step, norm, ids = max(window, key=lambda w: w[1])
         new = self.candidates([self.rows[i] for i in ids if i in self.rows])
@@ -103,9 +101,6 @@ class SeedFeedback:
         }
         self.journal[step] = entry
         self.folder.append(SEED_HISTORY, [entry])
-        self.folder.log_event(
-            stage="seed_replacement", step=step, added=len(new), evicted=len(evicted)
-        )
 
     def candidates(self, batch: Sequence[Record]) -> list[SeedTask]:
         """The batch's instructions not similar (ROUGE-L >= threshold) to any live seed or to
@@ -119,23 +114,39 @@ class SeedFeedback:
                 pool.append(toks)
         return out
 
-    def _apply(self, step: int, new: list[SeedTask]) -> list[dict[str, Any]]:
+    def _apply(
+        self, step: int, new: list[SeedTask], *, replay: bool = False
+    ) -> list[dict[str, Any]]:
+        """``replace_seeds`` (it logs a ``seed_replacement`` event and saves the seed table).
+
+        A replay re-applies a journaled replacement with the generator's sink detached, so the
+        event logged the first time is not logged again.
+        """
         table = self.gen.table
         before = {sid: row.to_row() for sid, row in table.rows.items()}
-        evicted_ids = self.gen.replace_seeds(new) if new else []
+        sink = self.gen._sink
+        if replay:
+            self.gen._sink = None
+        try:
+            evicted_ids = self.gen.replace_seeds(new) if new else []
+        finally:
+            self.gen._sink = sink
         self.applied.add(step)
-        table.save(self.folder.path / "seed_scores.json")
         return [before[sid] for sid in evicted_ids]
 
 
-def _seed_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "instruction": row["instruction"],
-        "instances": tuple((i["input"], i["output"]) for i in row.get("instances", [])),
-        "is_classification": bool(row.get("is_classification", False)),
-        "name": row.get("name", ""),
-    }
+def _seed_tasks(entry: dict[str, Any]) -> list[SeedTask]:
+    """The seeds a journal entry added, rebuilt from their rows."""
+    return [
+        SeedTask(
+            id=row["id"],
+            instruction=row["instruction"],
+            instances=tuple((i["input"], i["output"]) for i in row.get("instances", [])),
+            is_classification=bool(row.get("is_classification", False)),
+            name=row.get("name", ""),
+        )
+        for row in entry["added"]
+    ]
 
 
 class FeedbackStream(IterableDataset):  # type: ignore[type-arg]

@@ -8,8 +8,9 @@ Layout::
     checkpoints/       the trainer's checkpoints; a rerun resumes from the newest complete one
     model/             the tuned model and tokenizer (loads in the ``transformers`` backend)
 
-Resuming follows the same rule as every run folder: only an identical resolved config continues
-(:class:`~tunesmith.errors.ConfigError` names the first differing setting otherwise).
+The folder is opened by :class:`~tunesmith.driver.RunDriver`, so resuming follows the same rule
+as every run folder: only an identical resolved config and input data continue (a one-line
+:class:`~tunesmith.errors.ConfigError` names the first differing setting otherwise).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import ConfigError
+from tunesmith.driver import RunDriver
 from tunesmith.io import append_jsonl
-from tunesmith.runs import RunDir
 
 TRAIN_LOG = "train_log.jsonl"
 STEP_ROWS = "step_rows.jsonl"
@@ -36,39 +36,46 @@ COMPLETE = "tunesmith_complete"
 
 
 class TrainFolder:
-    """Opens (or resumes) a training run folder and writes its logs, side files and model."""
+    """A training run folder, written through the run driver (manifest, events, side files)."""
 
-    def __init__(self, run: RunDir) -> None:
-        self.run = run
-        self.path = run.path
+    def __init__(self, driver: RunDriver) -> None:
+        self.driver = driver
+        self.path = driver.path
 
     @classmethod
     def open(
-        cls, out: str | os.PathLike[str], *, method: str, config: Mapping[str, Any]
+        cls,
+        out: str | os.PathLike[str],
+        *,
+        method: str,
+        config: Mapping[str, Any],
+        inputs: str | None = None,
+        force_new: bool = False,
+        resumable: Sequence[str] = (),
     ) -> TrainFolder:
-        """Create ``out`` or resume it; refuses a folder whose resolved config differs."""
-        config = json.loads(json.dumps(dict(config), default=str))
-        manifest = Path(out) / "manifest.json"
-        if manifest.exists():
-            try:
-                old = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
-            except json.JSONDecodeError:
-                old = None  # RunDir.open reports the corrupt manifest
-            if old is not None:
-                _check_same(old, config, Path(out))
-        return cls(RunDir.open(out, method=method, config=config))
+        """Create ``out`` or resume it; the driver refuses a folder whose resolved config or
+        input fingerprint differs (``force_new`` sets the old run aside instead)."""
+        driver = RunDriver.open(
+            out, method=method, config=config, inputs=inputs, force_new=force_new,
+            resumable=resumable,
+        )  # fmt: skip
+        return cls(driver)
 
     # -- status ---------------------------------------------------------------------------------
     @property
+    def manifest(self) -> dict[str, Any]:
+        return self.driver.manifest
+
+    @property
     def is_done(self) -> bool:
-        summary = self.run.manifest.get("summary") or {}
+        summary = self.manifest.get("summary") or {}
         return bool(summary.get("trained")) and (self.model_dir / "config.json").exists()
 
     def finish(self, status: str = "done", **summary: Any) -> None:
-        self.run.finish(status, **summary)
+        self.driver.finish(status, **summary)
 
     def log_event(self, **data: Any) -> None:
-        self.run.log_event(**data)
+        self.driver.log_event(**data)
 
     # -- step log -------------------------------------------------------------------------------
     def log_step(self, row: Mapping[str, Any]) -> None:
@@ -104,11 +111,7 @@ class TrainFolder:
                 os.replace(tmp, p)
 
     def write_artifact(self, name: str, data: Any) -> Path:
-        p = self.path / name
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, p)
-        return p
+        return self.driver.write_artifact(name, data)
 
     # -- checkpoints and model ----------------------------------------------------------------
     @property
@@ -142,18 +145,3 @@ class TrainFolder:
             shutil.rmtree(self.model_dir)
         staged.rename(self.model_dir)
         return self.model_dir
-
-
-def _check_same(
-    old: Mapping[str, Any], new: Mapping[str, Any], out: Path, prefix: str = ""
-) -> None:
-    """Raise naming the first setting (dotted path) whose value differs."""
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            _check_same(a, b, out, f"{prefix}{key}.")
-        elif a != b:
-            raise ConfigError(
-                f"{out} holds a run with {prefix}{key}={a!r}, not {b!r}: rerun with the same "
-                "settings to resume, or use another --out"
-            )

@@ -15,7 +15,7 @@ from typing import Any
 
 from tunesmith.errors import ConfigError
 from tunesmith.llm.base import Backend
-from tunesmith.llm.factory import LLMConfig, make_llm
+from tunesmith.llm.factory import LLMConfig
 from tunesmith.records import Record
 from tunesmith.train.batching import quadrant_dims
 from tunesmith.train.data import resolve_template
@@ -30,8 +30,6 @@ from tunesmith.train.feedback import (
 from tunesmith.train.folder import TrainFolder
 from tunesmith.train.sft import SFTConfig, build_trainer, load_model, run_training
 
-BUDGET_KEYS = ("max_cost", "max_calls")
-
 
 def run_sedi_feedback(
     out: str | os.PathLike[str],
@@ -45,6 +43,7 @@ def run_sedi_feedback(
     embedder: Callable[[list[str]], Any] | None = None,
     threads: int | None = None,
     progress: bool = True,
+    force_new: bool = False,
 ) -> dict[str, Any]:
     """Generate with SeDi-Instruct while training on what it keeps, steering the seeds by the
     gradient norm of the training batches; rerun the same call to resume.
@@ -58,6 +57,7 @@ def run_sedi_feedback(
         seeds: seed tasks (None/"default": the packaged ones).
         gen_params: SediGenerator options (max_tokens, prompts_per_batch, num_tasks ...).
         embedder: texts -> vectors for the diverse batches (default: the packaged MiniLM).
+        force_new: set a run already in ``out`` aside and start over.
 
     Returns:
         The run summary: steps, final loss, kept rows, calls, seed replacements, model folder.
@@ -83,35 +83,41 @@ def run_sedi_feedback(
         "generate": {k: str(v) if isinstance(v, Path) else v for k, v in params.items()},
         "feedback": dataclasses.asdict(feedback),
         "sft": sft.to_dict(),
-        # a raised budget may resume a budget-stopped run (the replayed calls are cached)
-        "llm": {k: v for k, v in llm_config.to_manifest().items() if k not in BUDGET_KEYS},
+        "llm": llm_config.to_manifest(),  # the driver compares only backend and model
     }
-    folder = TrainFolder.open(out, method="sedi-feedback", config=config)
+    from tunesmith.driver import fingerprint
+
+    folder = TrainFolder.open(
+        out, method="sedi-feedback", config=config, inputs=fingerprint(tasks), force_new=force_new
+    )
     if folder.is_done:
-        return dict(folder.run.manifest.get("summary") or {})
+        return dict(folder.manifest.get("summary") or {})
     torch.set_num_threads(int(threads or os.environ.get("TUNESMITH_THREADS", "1")))
     model, tok = load_model(sft)
-    llm = make_llm(llm_config, ledger=folder.run.load_ledger(), backend=backend)
-    try:
-        gen, fb, stream = _build_stream(tasks, llm, folder, tok, sft, feedback, params, embedder)
-        trainer = build_trainer(model, tok, stream, sft, folder, progress=progress)
-        trainer.add_callback(FeedbackCallback(fb, trainer.step_info))
-        summary = run_training(trainer, folder, model, tok, examples=[])
-        total = llm.ledger.total()
+    llm = folder.driver.make_llm(llm_config, backend=backend)
+    # the driver records "stopped (budget)" or "failed" (+ error) if anything below raises
+    with folder.driver:
+        try:
+            gen, fb, stream = _build_stream(
+                tasks, llm, folder, tok, sft, feedback, params, embedder
+            )
+            trainer = build_trainer(model, tok, stream, sft, folder, progress=progress)
+            trainer.add_callback(FeedbackCallback(fb, trainer.step_info))
+            summary = run_training(trainer, folder, model, tok, examples=[])
+        finally:
+            folder.driver.save_ledger()
+            llm.close()
+        totals = folder.driver.ledger.totals()
         extra = {
             "rows": len(fb.rows),
             "kept": len(gen.state.kept),
             "seed_replacements": len(fb.journal),
-            "calls": total.calls,
-            "cache_hits": total.cache_hits,
+            "calls": totals.get("calls", 0),
+            "cache_hits": totals.get("cache_hits", 0),
         }
+        folder.write_artifact("seed_scores.json", gen.table.to_rows())
         folder.finish("done", **extra)
-        summary.update(extra)
-    finally:
-        folder.run.save_ledger(llm.ledger)
-        llm.close()
-    gen.table.save(folder.path / "seed_scores.json")
-    return summary
+    return {**summary, **extra}
 
 
 def _build_stream(
@@ -141,11 +147,9 @@ def _build_stream(
             return []
         if chunk == 0:
             gen.num_instructions = more
-            gen.run(tasks, llm, folder.run)
-            # replacements are journaled by SeedFeedback (replayed on resume, never re-logged)
-            gen._scores_path = None
+            gen.run(tasks, llm, folder.driver)
         else:
-            gen.extend(more, llm, folder.run)
+            gen.extend(more, llm, folder.driver)
         return list(gen.state.kept[before:])
 
     stream = FeedbackStream(

@@ -19,14 +19,12 @@ gradient norm of a step belongs to exactly one batch of rows).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import BudgetExceeded, ConfigError, MissingExtra, require
+from tunesmith.errors import ConfigError, MissingExtra, require
 from tunesmith.records import Record
 from tunesmith.train.data import Collator, Example, encode_all, resolve_template
 from tunesmith.train.folder import TrainFolder
@@ -255,14 +253,6 @@ def build_trainer(
     return trainer
 
 
-def data_fingerprint(records: Sequence[Record]) -> str:
-    """sha256 over the training texts and ids (a resume must see the same data)."""
-    h = hashlib.sha256()
-    for r in records:
-        h.update(json.dumps([r.id, r.instruction, r.input, r.output]).encode("utf-8"))
-    return h.hexdigest()
-
-
 def save_model(model: Any, tokenizer: Any, folder: TrainFolder) -> Path:
     """Write the tuned model (LoRA merged in) and tokenizer to ``model/``, atomically."""
     staged = folder.staging_model_dir()
@@ -281,6 +271,7 @@ def train_sft(
     data_source: str = "",
     threads: int | None = None,
     progress: bool = True,
+    force_new: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune on ``records`` into run folder ``out``; a rerun resumes a killed run.
 
@@ -291,6 +282,7 @@ def train_sft(
         cfg: the training settings (default :class:`SFTConfig`).
         data_source: where the records came from (stored in the manifest).
         threads: torch CPU threads (default ``$TUNESMITH_THREADS`` or 1).
+        force_new: set a run already in ``out`` aside and start over.
 
     Returns:
         The run summary: steps, final loss, tokens, rows used and skipped, the model folder.
@@ -300,18 +292,22 @@ def train_sft(
     cfg = cfg or SFTConfig()
     cfg.check()
     torch.set_num_threads(int(threads or os.environ.get("TUNESMITH_THREADS", "1")))
-    config = {"sft": cfg.to_dict(), "data": data_source, "data_sha256": data_fingerprint(records)}
-    folder = TrainFolder.open(out, method="sft", config=config)
-    if folder.is_done:
-        return dict(folder.run.manifest.get("summary") or {})
-    model, tok = load_model(cfg)
-    examples, skipped = encode_all(
-        records, tok, resolve_template(cfg.template, tok), cfg.max_length
+    from tunesmith.driver import fingerprint
+
+    config = {"sft": cfg.to_dict(), "data": data_source}
+    folder = TrainFolder.open(
+        out, method="sft", config=config, inputs=fingerprint(records), force_new=force_new
     )
-    if not examples:
-        raise ConfigError(f"no trainable rows in {data_source or 'the data'} (empty outputs?)")
-    trainer = build_trainer(model, tok, examples, cfg, folder, progress=progress)
-    return run_training(trainer, folder, model, tok, examples=examples, skipped=skipped)
+    if folder.is_done:
+        return dict(folder.manifest.get("summary") or {})
+    with folder.driver:  # records "failed" (+ error) or "stopped (budget)" if training raises
+        model, tok = load_model(cfg)
+        template = resolve_template(cfg.template, tok)
+        examples, skipped = encode_all(records, tok, template, cfg.max_length)
+        if not examples:
+            raise ConfigError(f"no trainable rows in {data_source or 'the data'} (empty outputs?)")
+        trainer = build_trainer(model, tok, examples, cfg, folder, progress=progress)
+        return run_training(trainer, folder, model, tok, examples=examples, skipped=skipped)
 
 
 def run_training(
@@ -324,7 +320,10 @@ def run_training(
     skipped: Sequence[str] = (),
     **summary: Any,
 ) -> dict[str, Any]:
-    """Train (resuming from the newest complete checkpoint), save ``model/``, finish the run."""
+    """Train (resuming from the newest complete checkpoint), save ``model/``, finish the run.
+
+    Call it inside ``with folder.driver:`` so a failure or a budget stop is recorded.
+    """
     ckpt = folder.last_checkpoint()
     if ckpt is not None:
         step = int(ckpt.name.split("-")[1])
@@ -332,14 +331,7 @@ def run_training(
         folder.log_event(stage="train", resumed_from_step=step)
     else:
         folder.truncate_logs(0)
-    try:
-        result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    except BudgetExceeded:
-        folder.finish("stopped (budget)")
-        raise
-    except Exception as exc:
-        folder.finish("failed", error=str(exc).splitlines()[0] if str(exc) else repr(exc))
-        raise
+    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     path = save_model(model, tokenizer, folder)
     log = folder.read_log()
     done = {
