@@ -194,16 +194,16 @@ def table(a: argparse.Namespace, model: str, res: dict[str, dict[str, float]]) -
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, section: str = SECTION, script: str = "benchmarks/train.py") -> None:
+    """Replace (or append) the ``## section`` of BENCHMARKS.md with ``text``."""
     path = REPO / "BENCHMARKS.md"
     doc = path.read_text(encoding="utf-8")
-    block = f"## {SECTION} (`benchmarks/train.py`)\n\n{text}\n"
-    pattern = re.compile(rf"## {re.escape(SECTION)}.*?(?=\n## |\Z)", re.S)
-    doc = (
-        pattern.sub(block.rstrip("\n"), doc)
-        if pattern.search(doc)
-        else doc.rstrip() + "\n\n" + block
-    )
+    block = f"## {section} (`{script}`)\n\n{text}\n"
+    pattern = re.compile(rf"## {re.escape(section)}.*?(?=\n## |\Z)", re.S)
+    if pattern.search(doc):
+        doc = pattern.sub(lambda _: block.rstrip("\n"), doc)
+    else:
+        doc = doc.rstrip() + "\n\n" + block
     path.write_text(doc, encoding="utf-8")
 
 

@@ -174,3 +174,19 @@ def test_resume_refuses_another_config_and_presets(
     with pytest.raises(ConfigError, match="unknown preset"):
         SFTConfig.from_preset("sdei")
     assert math.isclose(SFTConfig.from_preset(None, learning_rate=1e-4).learning_rate, 1e-4)
+
+
+def test_heldout_loss_is_the_token_mean_over_responses(tiny_model: Path, rows_file: Path) -> None:
+    from tunesmith.train.evaluate import heldout_loss
+
+    records = read_records(rows_file)
+    tok = _tok(tiny_model)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    examples, _ = encode_all(records, tok, "chat", 64)
+    batch = Collator(tok.pad_token_id)(examples)
+    batch.pop("row_ids")
+    with torch.inference_mode():
+        want = float(model(**batch).loss)  # one batch: HF's mean over all response tokens
+    got = heldout_loss(str(tiny_model), records, max_length=64, batch_size=5)  # 3 batches
+    assert got["loss"] == pytest.approx(want, rel=1e-5)
+    assert got["rows"] == len(records) and got["tokens"] == sum(e.response_tokens for e in examples)
