@@ -33,7 +33,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-HELDOUT = REPO.parent / "shared" / "data" / "self_instruct_user_oriented_252"
+SHARED = Path(os.environ.get("TUNESMITH_SHARED_DATA", REPO.parent / "shared" / "data"))
+HELDOUT = SHARED / "self_instruct_user_oriented_252"
 SECTION = "SeDi feedback loop vs none"
 
 

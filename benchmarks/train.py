@@ -35,7 +35,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-ALPACA = REPO.parent / "shared" / "data" / "alpaca_random_9k" / "random_9k.json"
+SHARED = Path(os.environ.get("TUNESMITH_SHARED_DATA", REPO.parent / "shared" / "data"))
+ALPACA = SHARED / "alpaca_random_9k" / "random_9k.json"
 SECTION = "SFT training throughput"
 VARIANTS = ("tunesmith", "hf_trainer", "torch_loop")
 

@@ -39,7 +39,7 @@ FORCE_NEW = typer.Option(
 
 def sft_config(preset: str | None, **opts: Any) -> Any:
     """An SFTConfig from the CLI options (None = preset or default)."""
-    from tunesmith.train.sft import SFTConfig
+    from tunesmith.train.config import SFTConfig
 
     names = {"lr": "learning_rate", "gradient_checkpointing": "gradient_checkpointing"}
     values = {names.get(k, k): v for k, v in opts.items()}
@@ -144,7 +144,8 @@ def sedi_loop(
 ) -> None:
     """SeDi-Instruct's loop: generate with --model while training --train-model on the kept
     rows; the highest grad-norm batches become seeds, the lowest-scoring seeds are evicted."""
-    from tunesmith.train.feedback import FeedbackConfig
+    from tunesmith.train.batching import quadrant_dims
+    from tunesmith.train.config import FeedbackConfig
 
     llm = c.llm_config_from(locals())
     cfg = sft_config(
@@ -152,6 +153,8 @@ def sedi_loop(
         max_length=max_length, template=template, lora=lora, precision=precision,
         save_steps=save_steps, seed=seed, device=device,
     )  # fmt: skip
+    cfg.check()
+    quadrant_dims(cfg.batch_size)  # clusters = rows per step: a power of two
     fb = FeedbackConfig(num_instructions, rows_per_chunk, every)
     gen = {"max_tokens": max_tokens, "prompts_per_batch": prompts_per_batch,
            "num_tasks": num_tasks, "prompt_style": prompt_style}  # fmt: skip

@@ -21,7 +21,6 @@ and hence every trained batch, is identical.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -31,28 +30,12 @@ from transformers import TrainerCallback
 from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
 from tunesmith.generate.seeds import SeedTask
 from tunesmith.records import Record
+from tunesmith.train.config import FeedbackConfig
 from tunesmith.train.data import Example, encode
 from tunesmith.train.folder import TrainFolder
 
 SEED_HISTORY = "seed_history.jsonl"
-
-
-@dataclasses.dataclass
-class FeedbackConfig:
-    """The feedback loop's own settings.
-
-    Attributes:
-        num_instructions: stop generating once this many instructions are kept.
-        rows_per_chunk: instructions kept per generation chunk (default ``every * batch_size``,
-            so each feedback decision shapes the next chunk).
-        every: feedback period in optimizer steps (10 in the paper); the first period is skipped.
-        rouge_threshold: a candidate seed must have ROUGE-L below this to every current seed.
-    """
-
-    num_instructions: int = 200
-    rows_per_chunk: int = 0
-    every: int = 10
-    rouge_threshold: float = 0.7
+__all__ = ["FeedbackCallback", "FeedbackConfig", "FeedbackStream", "SeedFeedback"]
 
 
 class SeedFeedback:
