@@ -70,6 +70,7 @@ def sft(
     device: str = DEVICE,
     threads: int = THREADS,
     force_new: bool = FORCE_NEW,
+    report: bool = c.REPORT,
 ) -> None:
     """Supervised fine-tuning; writes train_log.jsonl, checkpoints/ and model/ into OUT."""
     from tunesmith.io import read_records
@@ -93,6 +94,7 @@ def sft(
         f"trained {s.get('steps', 0)} steps on {s.get('rows', 0)} rows "
         f"(final loss {s.get('final_loss') or 0:.4f}) -> {s.get('model_dir')}"
     )
+    c.write_report_for(out, report, metrics="none")  # the loss curves; the data has its own
 
 
 @train_app.command("sedi-loop")
@@ -141,6 +143,7 @@ def sedi_loop(
     max_calls: int = c.MAX_CALLS,
     backend_option: list[str] = c.BACKEND_OPTION,
     force_new: bool = FORCE_NEW,
+    report: bool = c.REPORT,
 ) -> None:
     """SeDi-Instruct's loop: generate with --model while training --train-model on the kept
     rows; the highest grad-norm batches become seeds, the lowest-scoring seeds are evicted."""
@@ -168,6 +171,7 @@ def sedi_loop(
         f"(final loss {s.get('final_loss') or 0:.4f}), {s.get('seed_replacements', 0)} seed "
         f"replacements, {s.get('calls', 0)} calls -> {s.get('model_dir')}"
     )
+    c.write_report_for(out, report)
 
 
 def register(app: typer.Typer) -> None:
