@@ -113,23 +113,28 @@ def test_interrupted_loop_resumes_without_repeating_calls_or_steps(
 
     real = fb_mod.FeedbackCallback.on_log
 
-    def dying(self: Any, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-        real(self, args, state, control, logs=logs, **kw)
-        # killed after the step-8 checkpoint and the step-9 replacement: on resume the stream
-        # re-applies step 6's from the journal while skipping, and step 9 re-runs its step
-        if state.global_step == 9:
-            raise _Killed
+    def dies_at(kill: int) -> Any:
+        def dying(self: Any, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any):
+            real(self, args, state, control, logs=logs, **kw)
+            if state.global_step == kill:
+                raise _Killed
 
-    monkeypatch.setattr(fb_mod.FeedbackCallback, "on_log", dying)
-    first = FakeBackend(responses=responder)
+        return dying
+
     out = tmp_path / "run"
-    with pytest.raises(_Killed):
-        _loop(out, tiny_model, first)
+    backends = [FakeBackend(responses=responder) for _ in range(3)]
+    # 1st: killed at step 5 (checkpoint 4): step 6 decides after resume from a window that
+    #      starts before the checkpoint (refilled from the log);
+    # 2nd: killed at step 9 (checkpoint 8, step 9 decided): the stream re-applies step 6's
+    #      replacement from the journal while the trainer skips, and step 9 is re-applied
+    for kill, backend in zip((5, 9), backends, strict=False):
+        monkeypatch.setattr(fb_mod.FeedbackCallback, "on_log", dies_at(kill))
+        with pytest.raises(_Killed):
+            _loop(out, tiny_model, backend)
     monkeypatch.setattr(fb_mod.FeedbackCallback, "on_log", real)
-    second = FakeBackend(responses=responder)
-    _loop(out, tiny_model, second)
+    _loop(out, tiny_model, backends[2])
 
-    assert first.calls + second.calls == straight_backend.calls  # no call paid twice
+    assert sum(b.calls for b in backends) == straight_backend.calls  # no call paid twice
     got = [(r["step"], r["loss"]) for r in _rows(out, "train_log.jsonl")]
     want = [(r["step"], r["loss"]) for r in _rows(tmp_path / "straight", "train_log.jsonl")]
     assert [s for s, _ in got] == list(range(1, 11))
@@ -143,4 +148,4 @@ def test_interrupted_loop_resumes_without_repeating_calls_or_steps(
     events = [e for e in _rows(out, "events.jsonl") if e.get("stage") == "seed_replacement"]
     assert len(events) == len(a)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "done" and manifest["resumed"] == 1
+    assert manifest["status"] == "done" and manifest["resumed"] == 2

@@ -32,7 +32,7 @@ from tunesmith.generate.seeds import SeedTask
 from tunesmith.records import Record
 from tunesmith.train.config import FeedbackConfig
 from tunesmith.train.data import Example, encode
-from tunesmith.train.folder import TrainFolder
+from tunesmith.train.folder import STEP_ROWS, TRAIN_LOG, TrainFolder
 
 SEED_HISTORY = "seed_history.jsonl"
 __all__ = ["FeedbackCallback", "FeedbackConfig", "FeedbackStream", "SeedFeedback"]
@@ -176,7 +176,7 @@ class FeedbackStream(IterableDataset):  # type: ignore[type-arg]
             pending += [r for r in new if self.encode_row(r) is not None]
             batches = self.batch_order(pending)
             full = [b for b in batches if len(b) == self.batch_size]
-            # a short last batch waits for the next chunk: every step has one row per cluster
+            # a short last batch waits for the next chunk, so every step has batch_size rows
             pending = [r for b in batches if len(b) != self.batch_size for r in b]
             for batch in full:
                 for rec in batch:
@@ -192,6 +192,18 @@ class FeedbackCallback(TrainerCallback):  # type: ignore[misc]
         self.feedback = feedback
         self.step_info = step_info
         self.window: list[tuple[int, float, list[str]]] = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """On resume, refill the window with the logged steps up to the checkpoint, so the
+        first decision after it sees the same ``every`` steps as an uninterrupted run."""
+        folder = self.feedback.folder
+        ids = {int(r["step"]): list(r["ids"]) for r in folder.read_log(STEP_ROWS)}
+        logged = [
+            (int(r["step"]), float(r["grad_norm"]), ids.get(int(r["step"]), []))
+            for r in folder.read_log(TRAIN_LOG)
+            if r.get("grad_norm") is not None
+        ]
+        self.window = logged[-self.feedback.cfg.every :]
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if not logs or "grad_norm" not in logs or logs.get("grad_norm") is None:
