@@ -36,3 +36,11 @@ def test_bad_rows_and_bad_settings_fail_before_a_run_starts(tmp_path: Path) -> N
     _one_line_error(_cli("train", "sedi-loop", "--out", str(out), "--batch-size", "6",
                          "--backend", "fake"), "batch size must be a power of two")  # fmt: skip
     assert not out.exists()
+
+
+def test_trainers_are_registered_by_module_file() -> None:
+    from tunesmith import registry
+
+    assert registry.trainers.names() == ["sedi_loop", "sft"]
+    assert registry.trainers.key("sedi-loop") == "sedi_loop"
+    assert registry.trainers.get("sft").__name__ == "train_sft"
