@@ -150,7 +150,7 @@ LLM_FLAGS = {
     "--max-calls",
 }  # fmt: skip
 LLM_COMMANDS = {"generate", "respond", "reflect", "demo", "compare-generators", "compare",
-                "score quality"}  # fmt: skip
+                "score quality", "train sedi-loop"}  # fmt: skip
 NO_RUN_FOLDER = {"convert", "stats", "report"}
 
 
