@@ -1,0 +1,241 @@
+"""``tunesmith eval compare``: judge a model's outputs against a baseline's into a folder.
+
+Resumable: the folder's judged pairs are skipped, every call replays from the request cache, the
+ledger continues. A judge (or an AlpacaFarm pool of them) runs on any backend; the CLI's LLM
+options override the judge file's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import BudgetExceeded, DataError
+from tunesmith.judge import lc, winrate
+from tunesmith.judge.evalsets import read_eval_set
+from tunesmith.judge.pairwise import Pair, align, judge_pairs, output_name
+from tunesmith.judge.pool import Annotator, Pool, add_label_noise
+from tunesmith.judge.rules import outcome
+from tunesmith.judge.spec import JudgeSpec
+from tunesmith.judge.store import JudgeStore
+from tunesmith.llm.client import LLM
+from tunesmith.llm.factory import LLMConfig, make_llm
+
+#: Builds the client config of one annotator from its judge file's (backend, model, options);
+#: the CLI passes one that lets its own options win.
+ConfigFor = Callable[[str | None, str | None, Mapping[str, Any]], LLMConfig]
+
+
+def default_config_for(
+    backend: str | None, model: str | None, options: Mapping[str, Any]
+) -> LLMConfig:
+    return LLMConfig(backend=backend or "embedded", model=model, options=dict(options))
+
+
+def read_pairs(model_path: str | Path, baseline_path: str | Path) -> list[Pair]:
+    """Both outputs files read and aligned (generator names from the rows or the file names)."""
+    model = read_eval_set(model_path)
+    baseline = read_eval_set(baseline_path)
+    for records, path in ((model, model_path), (baseline, baseline_path)):
+        if not records:
+            raise DataError(path, None, "no rows")
+    pairs = align(model, baseline, str(model_path), str(baseline_path))
+    names = {"model": output_name(model_path), "baseline": output_name(baseline_path)}
+    return [_named(p, names) for p in pairs]
+
+
+def _named(pair: Pair, names: Mapping[str, str]) -> Pair:
+    import dataclasses
+
+    fixes = {}
+    if pair.generator in ("model", "outputs", "kept"):
+        fixes["generator"] = names["model"]
+    if pair.baseline in ("baseline", "outputs", "kept"):
+        fixes["baseline"] = names["baseline"]
+    return dataclasses.replace(pair, **fixes) if fixes else pair
+
+
+def run_compare(
+    pairs: Sequence[Pair],
+    *,
+    judge: JudgeSpec | Pool,
+    out: str | Path,
+    config_for: ConfigFor = default_config_for,
+    seed: int = 0,
+    batch_size: int = 32,
+    difficulty: Mapping[str, float] | None = None,
+    manifest: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Judge ``pairs`` into ``out`` (resuming), write ``summary.json`` and return the summary.
+
+    Raises:
+        BudgetExceeded: after writing every finished batch; rerun to continue.
+    """
+    pool = judge if isinstance(judge, Pool) else Pool((Annotator(judge.name, judge),), 0.0, seed)
+    configs = {a.name: config_for(a.backend or a.spec.backend, a.model or a.spec.model,
+                                  {**a.spec.options, **a.options}) for a in pool.annotators}  # fmt: skip
+    store = JudgeStore.open(
+        out, method="eval-compare", config=_config(pool, configs, seed, manifest or {})
+    )
+    clients: dict[str, LLM] = {}
+    try:
+        for name, cfg in configs.items():
+            clients[name] = make_llm(cfg, ledger=store.ledger)
+        todo = [p for p in pairs if p.id not in store.done_ids()]
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            store.write(_judge_batch(pool, clients, batch, seed))
+    except BudgetExceeded:
+        store.finish("stopped (budget)", judged=len(store.done_ids()))
+        raise
+    finally:
+        for client in clients.values():
+            client.close()
+    summary = summarize(store.rows(), difficulty=difficulty)
+    summary["usage"] = store.ledger.to_dict()["total"]
+    store.write_summary(summary)
+    store.finish("done", judged=len(store.done_ids()), win_rate=summary["win_rate"])
+    return summary
+
+
+def _config(
+    pool: Pool, configs: Mapping[str, LLMConfig], seed: int, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        **extra,
+        "seed": seed,
+        "label_noise": pool.label_noise,
+        "annotators": {
+            a.name: {"judge": a.spec.name, "judge_sha256": a.spec.sha256,
+                     "llm": configs[a.name].to_manifest()}
+            for a in pool.annotators
+        },
+    }  # fmt: skip
+
+
+def _judge_batch(
+    pool: Pool, clients: Mapping[str, LLM], batch: Sequence[Pair], seed: int
+) -> list[dict[str, Any]]:
+    """Each pair judged by its pool annotator; noise added after the cache, never into it."""
+    groups: dict[str, list[Pair]] = {}
+    for pair in batch:
+        groups.setdefault(pool.pick(pair.key).name, []).append(pair)
+    by_name = {a.name: a for a in pool.annotators}
+    rows: dict[str, dict[str, Any]] = {}
+    for name, group in groups.items():
+        for row in judge_pairs(by_name[name].spec, clients[name], group, seed=seed, annotator=name):
+            rows[row["id"]] = _with_noise(row, pool)
+    return [rows[p.id] for p in batch]
+
+
+def _with_noise(row: dict[str, Any], pool: Pool) -> dict[str, Any]:
+    if pool.label_noise <= 0 or row["preference"] is None:
+        return row
+    clean = row["preference"]
+    label, replaced = add_label_noise(clean, row["id"], pool.label_noise, pool.seed)
+    return {
+        **row,
+        "clean_preference": clean,
+        "preference": label,
+        "noisy": replaced,
+        "outcome": outcome(label),
+    }
+
+
+def summarize(
+    rows: Sequence[Mapping[str, Any]], *, difficulty: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """Win rates, LC win rate, per-category tables, position bias and reasoning excerpts."""
+    prefs = [r.get("preference") for r in rows]
+    out = winrate.win_rate(prefs)
+    ok = [r for r in rows if r.get("preference") is not None]
+    diff = None
+    if difficulty is not None:
+        diff = [float(difficulty.get(r["instruction"], 0.0)) for r in ok]
+    fit = lc.length_controlled_win_rate(
+        [float(r["preference"]) for r in ok],
+        [len(r["model_output"]) for r in ok],
+        [len(r["baseline_output"]) for r in ok],
+        difficulty=diff,
+        groups=[r["instruction"] for r in ok],
+    )
+    out.update(
+        lc_win_rate=fit["lc_win_rate"],
+        lc_glm={"weights": fit["weights"], "C": fit["C"],
+                "difficulty": "given" if difficulty is not None else "none"},
+        generator=_one(rows, "generator"),
+        baseline=_one(rows, "baseline"),
+        judge=_one(rows, "judge"),
+        per_category=winrate.by_category(prefs, [r.get("category") for r in rows]),
+        position_bias=winrate.position_bias([r.get("calls") or [] for r in rows]),
+        failures=_failures(rows),
+        excerpts=_excerpts(rows),
+        avg_length={"model": _mean_len(rows, "model_output"),
+                    "baseline": _mean_len(rows, "baseline_output")},
+    )  # fmt: skip
+    if any("clean_preference" in r for r in rows):
+        out["label_noise"] = {
+            "replaced": sum(bool(r.get("noisy")) for r in rows),
+            "clean_win_rate": winrate.win_rate([r.get("clean_preference") for r in ok])["win_rate"],
+        }
+    return _finite(out)
+
+
+def _one(rows: Sequence[Mapping[str, Any]], key: str) -> str:
+    return ", ".join(sorted({str(r.get(key)) for r in rows})) if rows else ""
+
+
+def _mean_len(rows: Sequence[Mapping[str, Any]], key: str) -> float:
+    return sum(len(r.get(key) or "") for r in rows) / len(rows) if rows else math.nan
+
+
+def _failures(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        if r.get("failed"):
+            reason = str(r["failed"]).split(":")[0] + ": " + str(r["failed"]).split(":")[1][:40]
+            out[reason] = out.get(reason, 0) + 1
+    return out
+
+
+def _excerpts(rows: Sequence[Mapping[str, Any]], k: int = 5) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        calls = r.get("calls") or []
+        if calls and len(out) < k:
+            out.append({"instruction": r["instruction"][:200], "outcome": r.get("outcome"),
+                        "reasoning": [c["text"][:400] for c in calls]})  # fmt: skip
+    return out
+
+
+def _finite(d: Any) -> Any:
+    """NaN -> None, so summary.json is strict JSON."""
+    if isinstance(d, dict):
+        return {k: _finite(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_finite(v) for v in d]
+    if isinstance(d, float) and math.isnan(d):
+        return None
+    return d
+
+
+def read_difficulty(path: str | Path) -> dict[str, float]:
+    """Instruction difficulty from a user file: a JSON object {instruction: value}, or JSON/JSONL
+    rows with ``instruction`` and ``difficulty``."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if isinstance(data, dict):
+        return {str(k): float(v) for k, v in data.items()}
+    out = {}
+    for i, row in enumerate(data, start=1):
+        if not isinstance(row, dict) or "instruction" not in row or "difficulty" not in row:
+            raise DataError(p, i, "a difficulty row needs 'instruction' and 'difficulty'")
+        out[str(row["instruction"])] = float(row["difficulty"])
+    return out
