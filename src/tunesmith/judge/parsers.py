@@ -88,6 +88,9 @@ def _prose_verdicts(line: str, names: str) -> set[str]:
         found.update(m.lower() for m in re.findall(pat, line.strip(), re.I))
     if re.search(r"\b(?:it'?s|is)\s+a\s+(?:tie|draw)\b|\bequally good\b", line, re.I):
         found.add("tie")
+    both = re.search(rf"\b{names}\s*(?:or|and|/|vs\.?)\s*{names}\b", line, re.I)
+    if both:  # "A or B": a hedge, not a verdict
+        found.update(g.lower() for g in both.groups())
     return {"tie" if f in _TIE else f for f in found}
 
 
