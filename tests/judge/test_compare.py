@@ -1,0 +1,163 @@
+"""eval compare end to end on the fake backend: both orders sent, verdicts combined, resume pays
+nothing twice, noisy labels never reach the cache, rows that do not align are named."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tunesmith.cli import app
+from tunesmith.errors import DataError
+from tunesmith.judge.evaluate import read_pairs, run_compare
+from tunesmith.judge.pool import Annotator, Pool
+from tunesmith.judge.spec import load_judge
+from tunesmith.llm.base import Request
+from tunesmith.llm.factory import LLMConfig
+
+INSTR = [f"Question {i}?" for i in range(6)]
+
+
+def _write(path: Path, outputs: list[str], generator: str) -> Path:
+    rows = [{"instruction": q, "output": o, "generator": generator, "dataset": "set" + str(i % 2)}
+            for i, (q, o) in enumerate(zip(INSTR, outputs, strict=True))]  # fmt: skip
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def judge_says_long_wins(request: Request, _: int) -> str:
+    """A scripted judge: the longer reply wins, except a tie for question 5; question 4's first
+    order is answered with prose only (unreadable)."""
+    text = request.messages[-1]["content"]
+    a = text.split("[Reply A]\n")[1].split("\n[End of reply A]")[0]
+    b = text.split("[Reply B]\n")[1].split("\n[End of reply B]")[0]
+    if "Question 5?" in text:
+        return "Equal.\n[[tie]]"
+    if "Question 4?" in text and a.startswith("long"):
+        return "I cannot decide."
+    return "Longer is better.\n[[A]]" if len(a) > len(b) else "[[B]]"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    model = _write(tmp_path / "model.json", ["long answer"] * 3 + ["x"] * 1 + ["long answer"] * 2, "mine")
+    base = _write(tmp_path / "base.json", ["short"] * 6, "base")
+    return model, base
+
+
+def _fake(responses=judge_says_long_wins):  # type: ignore[no-untyped-def]
+    def config_for(b, m, o):  # type: ignore[no-untyped-def]
+        return LLMConfig(backend="fake", model="judge-model")
+
+    import tunesmith.llm.fake as fake
+
+    fake_backend = fake.FakeBackend(model="judge-model", responses=responses)
+    return config_for, fake_backend
+
+
+def test_compare_both_orders_rules_and_summary(files, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    config_for, backend = _fake()
+    monkeypatch.setattr("tunesmith.judge.evaluate.make_llm", _make_with(backend))
+    pairs = read_pairs(*files)
+    summary = run_compare(pairs, judge=load_judge("pairwise_both_orders"), out=tmp_path / "run",
+                          config_for=config_for)  # fmt: skip
+    # q0-2: model longer, both orders agree -> win; q3: model "x" shorter -> lose both -> lose;
+    # q4: one order unreadable -> failed; q5: tie both -> tie.
+    assert (summary["wins"], summary["losses"], summary["ties"], summary["failed"]) == (3, 1, 1, 1)
+    assert summary["win_rate"] == pytest.approx((3 * 1 + 0 + 0.5) / 5 * 100)
+    assert backend.calls == 12  # both orders for every pair
+    orders = {(r.messages[-1]["content"].index("long") < r.messages[-1]["content"].index("short"))
+              for r in backend.requests if "Question 0?" in r.messages[-1]["content"]}  # fmt: skip
+    assert orders == {True, False}  # the model was shown first once and second once
+    assert summary["per_category"]["set0"]["n"] + summary["per_category"]["set1"]["n"] == 5
+    assert summary["position_bias"]["order_disagreement_rate"] == 0.0
+    assert summary["excerpts"] and summary["lc_win_rate"] is not None
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk["win_rate"] == summary["win_rate"]
+
+
+def _make_with(backend):  # type: ignore[no-untyped-def]
+    from tunesmith.llm.factory import make_llm
+
+    def make(config, *, ledger=None, on_progress=None, backend_=None):  # type: ignore[no-untyped-def]
+        return make_llm(config, ledger=ledger, backend=backend)
+
+    return make
+
+
+def test_resume_pays_nothing_twice(files, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    config_for, backend = _fake()
+    monkeypatch.setattr("tunesmith.judge.evaluate.make_llm", _make_with(backend))
+    pairs = read_pairs(*files)
+    spec = load_judge("pairwise_both_orders")
+    run_compare(pairs[:3], judge=spec, out=tmp_path / "run", config_for=config_for, batch_size=2)
+    assert backend.calls == 6
+    # a kill after the rows were written but before summary: rerun with the whole set
+    first = run_compare(pairs, judge=spec, out=tmp_path / "run", config_for=config_for)
+    assert backend.calls == 12  # only the 3 new pairs were judged
+    again = run_compare(pairs, judge=spec, out=tmp_path / "run", config_for=config_for)
+    assert backend.calls == 12 and again["win_rate"] == first["win_rate"]
+    rows = (tmp_path / "run" / "judgments.jsonl").read_text().splitlines()
+    assert len(rows) == 6
+    # a fresh folder replays every call from the request cache
+    run_compare(pairs, judge=spec, out=tmp_path / "run2", config_for=config_for)
+    assert backend.calls == 12
+    ledger = json.loads((tmp_path / "run2" / "ledger.json").read_text())
+    assert ledger["total"]["cache_hits"] == 12 and ledger["total"]["calls"] == 0
+
+
+def test_noisy_labels_never_reach_the_cache(files, tmp_path, monkeypatch, _isolated_cache) -> None:  # type: ignore[no-untyped-def]
+    config_for, backend = _fake()
+    monkeypatch.setattr("tunesmith.judge.evaluate.make_llm", _make_with(backend))
+    spec = load_judge("pairwise_both_orders")
+    pool = Pool((Annotator("a", spec), Annotator("b", spec)), label_noise=0.5, seed=3)
+    pairs = read_pairs(*files)
+    summary = run_compare(pairs, judge=pool, out=tmp_path / "noisy", config_for=config_for)
+    rows = [json.loads(x) for x in (tmp_path / "noisy" / "judgments.jsonl").read_text().splitlines()]
+    assert summary["label_noise"]["replaced"] == sum(bool(r.get("noisy")) for r in rows) > 0
+    assert {r["annotator"] for r in rows} <= {"a", "b"}
+    # the cache holds exactly the judge's replies, which parse to the clean labels
+    with sqlite3.connect(_isolated_cache) as db:
+        tables = [t for (t,) in db.execute("select name from sqlite_master where type='table'")]
+        blobs = [str(v) for t in tables for row in db.execute(f"select * from {t}") for v in row]
+    cached = "\n".join(blobs)
+    expected = {judge_says_long_wins(r, 0) for r in backend.requests}
+    assert all(json.dumps(t)[1:-1] in cached or t in cached for t in expected)
+    assert backend.calls == 12
+    # without noise the same pool replays from the cache and gives the clean labels
+    clean = Pool(pool.annotators, label_noise=0.0, seed=3)
+    out = run_compare(pairs, judge=clean, out=tmp_path / "clean", config_for=config_for)
+    assert backend.calls == 12
+    assert out["win_rate"] == summary["label_noise"]["clean_win_rate"]
+
+
+def test_rows_that_do_not_align_are_named(tmp_path: Path) -> None:
+    model = _write(tmp_path / "m.json", ["a"] * 6, "m")
+    rows = json.loads(model.read_text())
+    rows[2]["instruction"] = "Something else?"
+    (tmp_path / "b.json").write_text(json.dumps(rows))
+    with pytest.raises(DataError, match=r"m\.json:3: instruction 'Question 2\?' is not in .*b\.json"):
+        read_pairs(tmp_path / "m.json", tmp_path / "b.json")
+
+
+def test_cli_compare_offline_with_fake_backend_and_leaderboard(files, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out", str(out),
+                              "--judge", "single_grade", "--backend", "fake"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["judge"] == "single_grade" and summary["n"] + summary["failed"] == 6
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["annotators"]["single_grade"]["llm"]["backend"] == "fake"
+    page = tmp_path / "board.html"
+    res = runner.invoke(app, ["eval", "leaderboard", str(out), "--out", str(page)])
+    assert res.exit_code == 0, res.output
+    assert "single_grade" in page.read_text()
+    # a different judge into the same folder is refused, not mixed in
+    res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out", str(out),
+                              "--judge", "pairwise_both_orders", "--backend", "fake"])  # fmt: skip
+    assert res.exit_code != 0 and "different 'annotators'" in str(res.exception)
