@@ -43,7 +43,9 @@ def judge_says_long_wins(request: Request, _: int) -> str:
 
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path]:
-    model = _write(tmp_path / "model.json", ["long answer"] * 3 + ["x"] * 1 + ["long answer"] * 2, "mine")
+    model = _write(
+        tmp_path / "model.json", ["long answer"] * 3 + ["x"] * 1 + ["long answer"] * 2, "mine"
+    )
     base = _write(tmp_path / "base.json", ["short"] * 6, "base")
     return model, base
 
@@ -116,7 +118,9 @@ def test_noisy_labels_never_reach_the_cache(files, tmp_path, monkeypatch, _isola
     pool = Pool((Annotator("a", spec), Annotator("b", spec)), label_noise=0.5, seed=3)
     pairs = read_pairs(*files)
     summary = run_compare(pairs, judge=pool, out=tmp_path / "noisy", config_for=config_for)
-    rows = [json.loads(x) for x in (tmp_path / "noisy" / "judgments.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(x) for x in (tmp_path / "noisy" / "judgments.jsonl").read_text().splitlines()
+    ]
     assert summary["label_noise"]["replaced"] == sum(bool(r.get("noisy")) for r in rows) > 0
     assert {r["annotator"] for r in rows} <= {"a", "b"}
     # the cache holds exactly the judge's replies, which parse to the clean labels
@@ -139,7 +143,9 @@ def test_rows_that_do_not_align_are_named(tmp_path: Path) -> None:
     rows = json.loads(model.read_text())
     rows[2]["instruction"] = "Something else?"
     (tmp_path / "b.json").write_text(json.dumps(rows))
-    with pytest.raises(DataError, match=r"m\.json:3: instruction 'Question 2\?' is not in .*b\.json"):
+    with pytest.raises(
+        DataError, match=r"m\.json:3: instruction 'Question 2\?' is not in .*b\.json"
+    ):
         read_pairs(tmp_path / "m.json", tmp_path / "b.json")
 
 

@@ -55,8 +55,14 @@ def test_win_rate_hand_computed() -> None:
 
 def test_position_bias_counts_positions_and_disagreement() -> None:
     calls = [
-        [{"pref_second": 2.0, "model_is_second": True}, {"pref_second": 2.0, "model_is_second": False}],
-        [{"pref_second": 1.0, "model_is_second": True}, {"pref_second": 2.0, "model_is_second": False}],
+        [
+            {"pref_second": 2.0, "model_is_second": True},
+            {"pref_second": 2.0, "model_is_second": False},
+        ],
+        [
+            {"pref_second": 1.0, "model_is_second": True},
+            {"pref_second": 2.0, "model_is_second": False},
+        ],
         [{"pref_second": 1.5, "model_is_second": True}],
     ]
     out = position_bias(calls)
@@ -72,7 +78,11 @@ def _glm_data(n: int = 120, seed: int = 0) -> tuple[list[float], list[int], list
     model_len = rng.integers(50, 2000, n)
     base_len = rng.integers(50, 1500, n)
     diff = rng.normal(0, 1, n)
-    z = 0.8 * np.tanh((model_len - base_len) / np.std(model_len - base_len, ddof=1)) - 0.5 * diff + 0.2
+    z = (
+        0.8 * np.tanh((model_len - base_len) / np.std(model_len - base_len, ddof=1))
+        - 0.5 * diff
+        + 0.2
+    )
     prefs = 1 + np.clip(1 / (1 + np.exp(-z)) + rng.normal(0, 0.15, n), 0, 1)
     return list(prefs), list(model_len), list(base_len), list(diff)
 

@@ -16,7 +16,10 @@ eval_app = typer.Typer(
 )
 #: None = use the judge file's backend (the shared option defaults to embedded).
 JUDGE_BACKEND = typer.Option(
-    None, "--backend", "-b", help="Override the judge's backend: embedded, openai, transformers, fake"
+    None,
+    "--backend",
+    "-b",
+    help="Override the judge's backend: embedded, openai, transformers, fake",
 )
 
 

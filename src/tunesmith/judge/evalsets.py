@@ -59,8 +59,8 @@ def _normalize(row: Mapping[str, Any], path: Path, line: int) -> dict[str, Any]:
         if not isinstance(turns, list) or not turns or not isinstance(turns[0], str):
             raise DataError(path, line, "field 'turns' must be a non-empty list of strings")
         out["instruction"] = turns[0]
-    elif "conversations" in row and row["conversations"] and isinstance(
-        row["conversations"][0], str
+    elif (
+        "conversations" in row and row["conversations"] and isinstance(row["conversations"][0], str)
     ):  # LIMA: a list of plain strings
         convo = row["conversations"]
         out.pop("conversations")

@@ -196,13 +196,13 @@ def _failures(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for r in rows:
         if r.get("failed"):
-            reason = str(r["failed"]).split(":")[0] + ": " + str(r["failed"]).split(":")[1][:40]
+            reason = str(r["failed"])[:70]  # "parse failure: no [[verdict]] found" ...
             out[reason] = out.get(reason, 0) + 1
     return out
 
 
 def _excerpts(rows: Sequence[Mapping[str, Any]], k: int = 5) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for r in rows:
         calls = r.get("calls") or []
         if calls and len(out) < k:
@@ -233,7 +233,7 @@ def read_difficulty(path: str | Path) -> dict[str, float]:
         data = [json.loads(line) for line in text.splitlines() if line.strip()]
     if isinstance(data, dict):
         return {str(k): float(v) for k, v in data.items()}
-    out = {}
+    out: dict[str, float] = {}
     for i, row in enumerate(data, start=1):
         if not isinstance(row, dict) or "instruction" not in row or "difficulty" not in row:
             raise DataError(p, i, "a difficulty row needs 'instruction' and 'difficulty'")

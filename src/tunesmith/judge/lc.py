@@ -36,7 +36,9 @@ DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 10))
 
 
 def features(
-    model_lens: Sequence[float], baseline_lens: Sequence[float], difficulty: Sequence[float]
+    model_lens: Sequence[float],
+    baseline_lens: Sequence[float],
+    difficulty: Sequence[float] | np.ndarray,
 ) -> np.ndarray:
     """Design matrix ``[tanh(standardized length difference), difficulty, 1]`` (no intercept
     beyond the model term, as in the paper's formula)."""

@@ -80,7 +80,9 @@ def _index(records: Sequence[Record], path: str) -> dict[str, Record]:
     for r in records:
         if _key(r) in out:
             raise DataError(
-                path, int(r.meta.get("row", 0)) + 1, f"duplicated instruction {r.instruction[:60]!r}"
+                path,
+                int(r.meta.get("row", 0)) + 1,
+                f"duplicated instruction {r.instruction[:60]!r}",
             )
         out[_key(r)] = r
     return out

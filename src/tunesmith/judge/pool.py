@@ -55,7 +55,9 @@ class Pool:
 
     def pick(self, example_key: str) -> Annotator:
         """The annotator of one example: a seeded hash of the example, stable across runs."""
-        return self.annotators[_hash_int(self.seed, "annotator", example_key) % len(self.annotators)]
+        return self.annotators[
+            _hash_int(self.seed, "annotator", example_key) % len(self.annotators)
+        ]
 
 
 def _hash_int(seed: int, purpose: str, key: str) -> int:
@@ -86,7 +88,11 @@ def agreement(labels: Sequence[float], reference: Sequence[float]) -> dict[str, 
         return {"n": 0, "agreement": float("nan"), "absolute_agreement": float("nan")}
     same = sum(outcome(a) == outcome(b) for a, b in pairs)
     close = sum(1 - abs(a - b) for a, b in pairs)
-    return {"n": len(pairs), "agreement": same / len(pairs), "absolute_agreement": close / len(pairs)}
+    return {
+        "n": len(pairs),
+        "agreement": same / len(pairs),
+        "absolute_agreement": close / len(pairs),
+    }
 
 
 def load_pool(path: str | Path) -> Pool:

@@ -76,7 +76,9 @@ def position_bias(orders: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, An
             ties += kind == TIE
         if len(prefs) == 2:
             pairs += 1
-            a, b = (outcome(for_model(float(o["pref_second"]), o["model_is_second"])) for o in prefs)
+            a, b = (
+                outcome(for_model(float(o["pref_second"]), o["model_is_second"])) for o in prefs
+            )
             disagree += a != b
     return {
         "calls": calls,
