@@ -81,6 +81,11 @@ def test_for_model_maps_swapped_orders_back() -> None:
         ("...\n**A**", 1.0),
         ("Assistant B is better overall.", 2.0),
         ("They are equally good, so it's a tie.", 1.5),
+        # SmolLM2-135M's real replies to a judge prompt
+        ("The sky is a (B)\n\nThe answer is (B)", 2.0),
+        ('You chose to answer the question better with the answer "B" as your choice', 2.0),
+        ("You chose to answer the question better with B.", 2.0),
+        ("I prefer A over B.", 1.0),
     ],
 )
 def test_verdict_parser_on_messy_replies(text: str, pref: float) -> None:
@@ -94,6 +99,9 @@ def test_verdict_parser_on_messy_replies(text: str, pref: float) -> None:
         "Verdict: A or B, hard to say",  # both identifiers
         "",
         "[[D]]",
+        "Reply A: Hello!\n\nReply B: Hi there, how",  # SmolLM2 echoing the prompt
+        "The fruit I mentioned is the Banana.",
+        "The better answer is a matter of taste.",  # lowercase 'a' names no output
     ],
 )
 def test_verdict_parser_failures_are_reported(text: str) -> None:

@@ -51,24 +51,31 @@ def _fail(why: str) -> Vote:
 
 
 def _pref_from(winner: str, spec: JudgeSpec) -> float:
-    if winner == spec.identifiers[0].lower():
+    first, second = spec.identifiers
+    if winner == first or (winner.lower() == first.lower() != second.lower()):
         return 1.0
-    if winner == spec.identifiers[1].lower():
+    if winner == second or (winner.lower() == second.lower() != first.lower()):
         return 2.0
     return 1.5
 
 
 def parse_verdict(completion: Completion, spec: JudgeSpec) -> Vote:
-    """The last ``[[X]]`` verdict, else a verdict stated in prose on the last lines."""
+    """The last ``[[X]]`` verdict, else a verdict stated in prose on the last three lines.
+
+    In prose the identifiers must keep their case ("a longer answer" names nothing), and a
+    line naming both outputs ("A or B") is a failure, not a guess.
+    """
     text = completion.text or ""
     a, b = (re.escape(i) for i in spec.identifiers)
-    names = rf"({a}|{b}|tie|c|draw)"
-    bracketed = re.findall(rf"\[\[\s*{names}\s*\]\]", text, re.I)
+    bracketed = re.findall(rf"\[\[\s*({a}|{b}|(?i:tie|c|draw))\s*\]\]", text)
+    if not bracketed and spec.identifiers[0].lower() != spec.identifiers[1].lower():
+        bracketed = re.findall(rf"\[\[\s*({a}|{b})\s*\]\]", text, re.I)
     if bracketed:
-        return Vote(pref=_pref_from(bracketed[-1].lower(), spec))
+        return Vote(pref=_pref_from(bracketed[-1], spec))
+    names = rf"({a}|{b}|C|(?i:tie|draw))"
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     for line in reversed(lines[-3:]):
-        found = _prose_verdicts(line, names)
+        found = _prose_verdicts(line.strip(), names)
         if len(found) > 1:
             return _fail(f"both outputs named in the verdict line {line.strip()[:60]!r}")
         if found:
@@ -77,21 +84,22 @@ def parse_verdict(completion: Completion, spec: JudgeSpec) -> Vote:
 
 
 def _prose_verdicts(line: str, names: str) -> set[str]:
-    """Winners a line states: "Verdict: [B]", "**A**", "Assistant A is better", "tie"."""
+    """Winners a line states: "Verdict: [B]", "**A**", "Assistant A is better", "I choose B"."""
     patterns = (
-        rf"(?:verdict|winner|choice|answer|better)\s*(?:is)?\s*[:\-]?\s*[*_\[(\"']*\s*{names}\b",
+        rf"(?i:verdict|winner|choice|answer|better)\s*(?:is)?\s*[:\-]?\s*[*_\[(\"']*\s*{names}\b",
         rf"^\W*{names}\W*$",
-        rf"\b(?:assistant|output|answer|response)\s*\(?{names}\)?\s+is\s+(?:better|the\s+winner)",
+        rf"\b(?i:assistant|output|answer|response|reply)\s*\(?{names}\)?\s+(?i:is\s+(?:better|the\s+winner))",
+        rf"\b(?i:chose|choose|pick|prefer|select)\w*\b[^.\n]*?\b{names}\b",
     )
     found: set[str] = set()
     for pat in patterns:
-        found.update(m.lower() for m in re.findall(pat, line.strip(), re.I))
+        found.update(re.findall(pat, line))
     if re.search(r"\b(?:it'?s|is)\s+a\s+(?:tie|draw)\b|\bequally good\b", line, re.I):
         found.add("tie")
-    both = re.search(rf"\b{names}\s*(?:or|and|/|vs\.?)\s*{names}\b", line, re.I)
+    both = re.search(rf"\b{names}\s*(?i:or|and|/|vs\.?)\s*{names}\b", line)
     if both:  # "A or B": a hedge, not a verdict
-        found.update(g.lower() for g in both.groups())
-    return {"tie" if f in _TIE else f for f in found}
+        found.update(both.groups())
+    return {"tie" if f.lower() in _TIE else f for f in found}
 
 
 _NUM = r"(-?\d+(?:\.\d+)?)"
