@@ -86,7 +86,9 @@ def compare(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of order randomization and pool choices."),
     limit: int = typer.Option(None, "--limit", help="Only the first N pairs."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Pairs per batch of calls."),
+    batch_size: int = typer.Option(
+        256, "--batch-size", help="Pairs per batch of calls (rows are written per batch)."
+    ),
     backend: str = JUDGE_BACKEND,
     model: str = c.MODEL,
     base_url: str = c.BASE_URL,

@@ -65,7 +65,7 @@ def run_compare(
     out: str | Path,
     config_for: ConfigFor = default_config_for,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = 256,
     difficulty: Mapping[str, float] | None = None,
     manifest: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -105,11 +106,17 @@ class JudgeSpec:
 
     def _render(self, source: str, variables: Mapping[str, Any]) -> str:
         try:
-            return _ENV.from_string(source).render(**variables)
+            return _compiled(source).render(**variables)
         except jinja2.UndefinedError as exc:
             raise ConfigError(f"{self.path}: prompt {exc.message}") from None
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"{self.path}: template line {exc.lineno}: {exc.message}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(source: str) -> jinja2.Template:
+    # Compiling costs ~100x a render; a judge renders the same two templates for every pair.
+    return _ENV.from_string(source)
 
 
 def _num(x: float) -> int | float:
