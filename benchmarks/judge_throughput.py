@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
 from benchmarks.llm_throughput import raw_load  # noqa: E402
+
 from tunesmith.judge.evaluate import run_compare  # noqa: E402
 from tunesmith.judge.pairwise import Pair  # noqa: E402
 from tunesmith.judge.spec import load_judge  # noqa: E402
