@@ -136,6 +136,12 @@ def test_noisy_labels_never_reach_the_cache(files, tmp_path, monkeypatch, _isola
     out = run_compare(pairs, judge=clean, out=tmp_path / "clean", config_for=config_for)
     assert backend.calls == 12
     assert out["win_rate"] == summary["label_noise"]["clean_win_rate"]
+    # the noisy pool agrees with its own clean labels exactly where the coin did not replace them
+    from tunesmith.judge.evaluate import agreement_between
+
+    agree = agreement_between(tmp_path / "noisy", tmp_path / "clean")
+    changed = sum(r["preference"] != r["clean_preference"] for r in rows if r["preference"] is not None)
+    assert agree["n"] == summary["n"] and agree["agreement"] == pytest.approx(1 - changed / agree["n"])
 
 
 def test_rows_that_do_not_align_are_named(tmp_path: Path) -> None:

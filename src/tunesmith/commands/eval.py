@@ -171,3 +171,20 @@ def leaderboard(
 
     path = write_leaderboard(folders, out)
     typer.echo(f"leaderboard -> {path}")
+
+
+@eval_app.command("agreement")
+def agreement(
+    folder: Path = typer.Argument(..., help="An `eval compare` folder (e.g. a pool's)."),
+    reference: Path = typer.Argument(..., help="The reference annotator's folder, same pairs."),
+) -> None:
+    """How often FOLDER's labels agree with REFERENCE's (AlpacaFarm's agreement table)."""
+    import json
+
+    from tunesmith.judge.evaluate import agreement_between
+
+    typer.echo(json.dumps(agreement_between(folder, reference), indent=2))
+
+
+# `eval judge` reads as well as `eval compare` (AlpacaEval users say "annotate"/"judge").
+eval_app.command("judge", help="Same as `eval compare`.")(compare)

@@ -23,6 +23,7 @@ from tunesmith.judge.spec import JudgeSpec
 from tunesmith.judge.store import JudgeStore
 from tunesmith.llm.client import LLM
 from tunesmith.llm.factory import LLMConfig, make_llm
+from tunesmith.runs import RunDir
 
 #: Builds the client config of one annotator from its judge file's (backend, model, options);
 #: the CLI passes one that lets its own options win.
@@ -239,3 +240,21 @@ def read_difficulty(path: str | Path) -> dict[str, float]:
             raise DataError(p, i, "a difficulty row needs 'instruction' and 'difficulty'")
         out[str(row["instruction"])] = float(row["difficulty"])
     return out
+
+
+def agreement_between(folder: str | Path, reference: str | Path) -> dict[str, Any]:
+    """Agreement of one evaluation's labels with a reference annotator's on the same pairs
+    (AlpacaFarm's human-agreement table: the pool against humans or a strong judge)."""
+    from tunesmith.judge.pool import agreement
+    from tunesmith.judge.store import JudgeStore
+
+    def prefs(path: str | Path) -> dict[str, float]:
+        if not (Path(path) / "manifest.json").exists():
+            raise DataError(path, None, "not an `eval compare` folder")
+        rows = JudgeStore(RunDir(Path(path), {})).rows()
+        return {r["id"]: float(r["preference"]) for r in rows if r.get("preference") is not None}
+
+    ours, ref = prefs(folder), prefs(reference)
+    common = sorted(set(ours) & set(ref))
+    return {**agreement([ours[k] for k in common], [ref[k] for k in common]),
+            "only_in_first": len(set(ours) - set(ref)), "only_in_reference": len(set(ref) - set(ours))}  # fmt: skip
