@@ -60,12 +60,11 @@ def _fake(responses=judge_says_long_wins):  # type: ignore[no-untyped-def]
     return config_for, fake_backend
 
 
-def test_compare_both_orders_rules_and_summary(files, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_compare_both_orders_rules_and_summary(files, tmp_path) -> None:  # type: ignore[no-untyped-def]
     config_for, backend = _fake()
-    monkeypatch.setattr("tunesmith.judge.evaluate.make_llm", _make_with(backend))
     pairs = read_pairs(*files)
     summary = run_compare(pairs, judge=load_judge("pairwise_both_orders"), out=tmp_path / "run",
-                          config_for=config_for)  # fmt: skip
+                          config_for=config_for, backend=backend)  # fmt: skip
     # q0-2: model longer, both orders agree -> win; q3: model "x" shorter -> lose both -> lose;
     # q4: one order unreadable -> failed; q5: tie both -> tie.
     assert (summary["wins"], summary["losses"], summary["ties"], summary["failed"]) == (3, 1, 1, 1)
@@ -81,43 +80,45 @@ def test_compare_both_orders_rules_and_summary(files, tmp_path, monkeypatch) -> 
     assert on_disk["win_rate"] == summary["win_rate"]
 
 
-def _make_with(backend):  # type: ignore[no-untyped-def]
-    from tunesmith.llm.factory import make_llm
-
-    def make(config, *, ledger=None, on_progress=None, backend_=None):  # type: ignore[no-untyped-def]
-        return make_llm(config, ledger=ledger, backend=backend)
-
-    return make
-
-
-def test_resume_pays_nothing_twice(files, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_resume_pays_nothing_twice(files, tmp_path) -> None:  # type: ignore[no-untyped-def]
     config_for, backend = _fake()
-    monkeypatch.setattr("tunesmith.judge.evaluate.make_llm", _make_with(backend))
     pairs = read_pairs(*files)
     spec = load_judge("pairwise_both_orders")
-    run_compare(pairs[:3], judge=spec, out=tmp_path / "run", config_for=config_for, batch_size=2)
+    run_compare(
+        pairs[:3],
+        judge=spec,
+        out=tmp_path / "run",
+        config_for=config_for,
+        batch_size=2,
+        backend=backend,
+    )
     assert backend.calls == 6
     # a kill after the rows were written but before summary: rerun with the whole set
-    first = run_compare(pairs, judge=spec, out=tmp_path / "run", config_for=config_for)
+    first = run_compare(
+        pairs, judge=spec, out=tmp_path / "run", config_for=config_for, backend=backend
+    )
     assert backend.calls == 12  # only the 3 new pairs were judged
-    again = run_compare(pairs, judge=spec, out=tmp_path / "run", config_for=config_for)
+    again = run_compare(
+        pairs, judge=spec, out=tmp_path / "run", config_for=config_for, backend=backend
+    )
     assert backend.calls == 12 and again["win_rate"] == first["win_rate"]
     rows = (tmp_path / "run" / "judgments.jsonl").read_text().splitlines()
     assert len(rows) == 6
     # a fresh folder replays every call from the request cache
-    run_compare(pairs, judge=spec, out=tmp_path / "run2", config_for=config_for)
+    run_compare(pairs, judge=spec, out=tmp_path / "run2", config_for=config_for, backend=backend)
     assert backend.calls == 12
     ledger = json.loads((tmp_path / "run2" / "ledger.json").read_text())
     assert ledger["total"]["cache_hits"] == 12 and ledger["total"]["calls"] == 0
 
 
-def test_noisy_labels_never_reach_the_cache(files, tmp_path, monkeypatch, _isolated_cache) -> None:  # type: ignore[no-untyped-def]
+def test_noisy_labels_never_reach_the_cache(files, tmp_path, _isolated_cache) -> None:  # type: ignore[no-untyped-def]
     config_for, backend = _fake()
-    monkeypatch.setattr("tunesmith.judge.evaluate.make_llm", _make_with(backend))
     spec = load_judge("pairwise_both_orders")
     pool = Pool((Annotator("a", spec), Annotator("b", spec)), label_noise=0.5, seed=3)
     pairs = read_pairs(*files)
-    summary = run_compare(pairs, judge=pool, out=tmp_path / "noisy", config_for=config_for)
+    summary = run_compare(
+        pairs, judge=pool, out=tmp_path / "noisy", config_for=config_for, backend=backend
+    )
     rows = [
         json.loads(x) for x in (tmp_path / "noisy" / "judgments.jsonl").read_text().splitlines()
     ]
@@ -133,15 +134,45 @@ def test_noisy_labels_never_reach_the_cache(files, tmp_path, monkeypatch, _isola
     assert backend.calls == 12
     # without noise the same pool replays from the cache and gives the clean labels
     clean = Pool(pool.annotators, label_noise=0.0, seed=3)
-    out = run_compare(pairs, judge=clean, out=tmp_path / "clean", config_for=config_for)
+    out = run_compare(
+        pairs, judge=clean, out=tmp_path / "clean", config_for=config_for, backend=backend
+    )
     assert backend.calls == 12
     assert out["win_rate"] == summary["label_noise"]["clean_win_rate"]
     # the noisy pool agrees with its own clean labels exactly where the coin did not replace them
     from tunesmith.judge.evaluate import agreement_between
 
     agree = agreement_between(tmp_path / "noisy", tmp_path / "clean")
-    changed = sum(r["preference"] != r["clean_preference"] for r in rows if r["preference"] is not None)
-    assert agree["n"] == summary["n"] and agree["agreement"] == pytest.approx(1 - changed / agree["n"])
+    changed = sum(
+        r["preference"] != r["clean_preference"] for r in rows if r["preference"] is not None
+    )
+    assert agree["n"] == summary["n"] and agree["agreement"] == pytest.approx(
+        1 - changed / agree["n"]
+    )
+
+
+def test_budget_stop_then_resume_with_a_bigger_budget(files, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tunesmith.errors import BudgetExceeded
+    from tunesmith.llm.fake import FakeBackend
+
+    backend = FakeBackend(model="judge-model", responses=judge_says_long_wins)
+    pairs = read_pairs(*files)
+    spec = load_judge("pairwise_both_orders")
+
+    def capped(n):  # type: ignore[no-untyped-def]
+        return lambda b, m, o: LLMConfig(backend="fake", model="judge-model", max_calls=n)
+
+    with pytest.raises(BudgetExceeded):
+        run_compare(pairs, judge=spec, out=tmp_path / "b", config_for=capped(5), batch_size=2,
+                    backend=backend)  # fmt: skip
+    assert backend.calls == 5  # the calls that fit were made (and cached)
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["status"] == "stopped (budget)"
+    assert len((tmp_path / "b" / "judgments.jsonl").read_text().splitlines()) == 2
+    summary = run_compare(pairs, judge=spec, out=tmp_path / "b", config_for=capped(100),
+                          batch_size=2, backend=backend)  # fmt: skip
+    assert backend.calls == 12  # the 5 paid calls replayed from the cache
+    assert summary["n"] + summary["failed"] == 6
 
 
 def test_rows_that_do_not_align_are_named(tmp_path: Path) -> None:

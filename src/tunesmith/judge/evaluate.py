@@ -21,8 +21,10 @@ from tunesmith.judge.pool import Annotator, Pool, add_label_noise
 from tunesmith.judge.rules import outcome
 from tunesmith.judge.spec import JudgeSpec
 from tunesmith.judge.store import JudgeStore
+from tunesmith.llm.base import Backend
 from tunesmith.llm.client import LLM
 from tunesmith.llm.factory import LLMConfig, make_llm
+from tunesmith.progress import live_progress
 from tunesmith.runs import RunDir
 
 #: Builds the client config of one annotator from its judge file's (backend, model, options);
@@ -69,8 +71,12 @@ def run_compare(
     batch_size: int = 256,
     difficulty: Mapping[str, float] | None = None,
     manifest: Mapping[str, Any] | None = None,
+    backend: Backend | None = None,
 ) -> dict[str, Any]:
     """Judge ``pairs`` into ``out`` (resuming), write ``summary.json`` and return the summary.
+
+    ``backend`` replaces every annotator's backend instance (tests, offline dry runs); the
+    configs still name the models, so cache keys and manifests stay what they would be.
 
     Raises:
         BudgetExceeded: after writing every finished batch; rerun to continue.
@@ -79,16 +85,23 @@ def run_compare(
     configs = {a.name: config_for(a.backend or a.spec.backend, a.model or a.spec.model,
                                   {**a.spec.options, **a.options}) for a in pool.annotators}  # fmt: skip
     store = JudgeStore.open(
-        out, method="eval-compare", config=_config(pool, configs, seed, manifest or {})
+        out,
+        method="eval-compare",
+        config=_config(pool, configs, seed, manifest or {}),
+        identity=_identity(pool, configs, seed, manifest or {}),
     )
     clients: dict[str, LLM] = {}
+    todo = [p for p in pairs if p.id not in store.done_ids()]
     try:
-        for name, cfg in configs.items():
-            clients[name] = make_llm(cfg, ledger=store.ledger)
-        todo = [p for p in pairs if p.id not in store.done_ids()]
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            store.write(_judge_batch(pool, clients, batch, seed))
+        with live_progress("judge", len(todo), store.ledger) as progress:
+            for name, cfg in configs.items():
+                clients[name] = make_llm(
+                    cfg, ledger=store.ledger, on_progress=progress.refresh, backend=backend
+                )
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                store.write(_judge_batch(pool, clients, batch, seed))
+                progress.advance(len(batch))
     except BudgetExceeded:
         store.finish("stopped (budget)", judged=len(store.done_ids()))
         raise
@@ -112,6 +125,22 @@ def _config(
         "annotators": {
             a.name: {"judge": a.spec.name, "judge_sha256": a.spec.sha256,
                      "llm": configs[a.name].to_manifest()}
+            for a in pool.annotators
+        },
+    }  # fmt: skip
+
+
+def _identity(
+    pool: Pool, configs: Mapping[str, LLMConfig], seed: int, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What decides the verdicts: a folder only resumes when all of it is unchanged."""
+    return {
+        "files": {k: v for k, v in extra.items() if k.endswith("outputs")},
+        "seed": seed,
+        "label_noise": pool.label_noise,
+        "annotators": {
+            a.name: [a.spec.name, a.spec.sha256, configs[a.name].backend,
+                     configs[a.name].resolved_model()]
             for a in pool.annotators
         },
     }  # fmt: skip

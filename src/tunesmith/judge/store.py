@@ -36,18 +36,29 @@ class JudgeStore:
         self._done: set[str] | None = None
 
     @classmethod
-    def open(cls, out: str | Path, *, method: str, config: Mapping[str, Any]) -> JudgeStore:
+    def open(
+        cls,
+        out: str | Path,
+        *,
+        method: str,
+        config: Mapping[str, Any],
+        identity: Mapping[str, Any],
+    ) -> JudgeStore:
+        """Create or resume ``out``. ``identity`` is what decides the verdicts (files, judges,
+        models, seed, noise); a folder made with a different one is refused. Budgets, cache
+        paths and concurrency may change between runs (raise --max-calls and rerun)."""
         manifest = Path(out) / "manifest.json"
+        new = json.loads(json.dumps(dict(identity), default=str))
         if manifest.exists():
             old = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
-            new = json.loads(json.dumps(dict(config), default=str))
+            old = old.get("identity", {})
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             if changed:
                 raise ConfigError(
                     f"{out} holds an evaluation with a different '{changed[0]}'; "
                     "use another --out (or delete the folder) to start a new one"
                 )
-        return cls(RunDir.open(out, method=method, config=config))
+        return cls(RunDir.open(out, method=method, config={**config, "identity": new}))
 
     @property
     def path(self) -> Path:
