@@ -5,8 +5,8 @@ A tiny server started here on 127.0.0.1 (two processes sharing the port with SO_
 answers every chat request after a fixed delay with a verdict (``[[B]]``). With C requests in
 flight and k calls per judgment the ideal rate is C / (delay x k) judgments per second. The
 measured path is :func:`tunesmith.judge.evaluate.run_compare`: aligning, rendering both orders,
-the LLM client (cache on, ledger, budget), parsing, the MT-bench rule, judgments.jsonl and the
-ledger written per batch, summary.json at the end. Target: >= 90% of ideal at C = 64, for a
+the LLM client (cache on, ledger, budget), parsing, the MT-bench rule, the run driver writing
+kept rows and the ledger per batch, summary.json at the end. Target: >= 90% of ideal at C = 64, for a
 two-call judge (``pairwise_both_orders``) and a one-call judge (the same prompt, one order).
 
 Prints a markdown table and writes it into the "Judging throughput" section of BENCHMARKS.md.
@@ -166,7 +166,7 @@ def write_section(rows: list[tuple[str, str]]) -> str:
         f"Measured {when} on {platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f}.\n\n"
         "| measurement | value |\n| --- | --- |\n" + table + "\n\n"
         "The path measured is `run_compare` end to end: prompts rendered in both orders, the LLM\n"
-        "client (SQLite cache, ledger, budget), parsing, the MT-bench rule, judgments.jsonl and\n"
+        "client (SQLite cache, ledger, budget), parsing, the MT-bench rule, the run driver writing\n"
         "ledger.json written per batch of pairs, summary.json (win rates, LC GLM) at the end.\n"
         "The bare generator (raw sockets, no JSON, no cache) shows what the machine allowed at\n"
         "that moment; on 2 cores shared with other jobs the gap to the ideal is CPU per call.\n"

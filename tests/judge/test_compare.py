@@ -15,6 +15,7 @@ from tunesmith.errors import DataError
 from tunesmith.judge.evaluate import read_pairs, run_compare
 from tunesmith.judge.pool import Annotator, Pool
 from tunesmith.judge.spec import load_judge
+from tunesmith.judge.store import read_rows
 from tunesmith.llm.base import Request
 from tunesmith.llm.factory import LLMConfig
 
@@ -84,26 +85,18 @@ def test_resume_pays_nothing_twice(files, tmp_path) -> None:  # type: ignore[no-
     config_for, backend = _fake()
     pairs = read_pairs(*files)
     spec = load_judge("pairwise_both_orders")
-    run_compare(
-        pairs[:3],
-        judge=spec,
-        out=tmp_path / "run",
-        config_for=config_for,
-        batch_size=2,
-        backend=backend,
-    )
-    assert backend.calls == 6
-    # a kill after the rows were written but before summary: rerun with the whole set
-    first = run_compare(
-        pairs, judge=spec, out=tmp_path / "run", config_for=config_for, backend=backend
-    )
-    assert backend.calls == 12  # only the 3 new pairs were judged
-    again = run_compare(
-        pairs, judge=spec, out=tmp_path / "run", config_for=config_for, backend=backend
-    )
+    first = run_compare(pairs, judge=spec, out=tmp_path / "run", config_for=config_for,
+                        batch_size=2, backend=backend)  # fmt: skip
+    assert backend.calls == 12  # both orders of 6 pairs
+    # a kill after the calls were answered but before the last batch's rows were written
+    kept = tmp_path / "run" / "kept.jsonl"
+    kept.write_text("".join(kept.read_text().splitlines(keepends=True)[:3]))
+    again = run_compare(pairs, judge=spec, out=tmp_path / "run", config_for=config_for,
+                        batch_size=2, backend=backend)  # fmt: skip
     assert backend.calls == 12 and again["win_rate"] == first["win_rate"]
-    rows = (tmp_path / "run" / "judgments.jsonl").read_text().splitlines()
-    assert len(rows) == 6
+    assert sorted(r["id"] for r in read_rows(tmp_path / "run")) == sorted(p.id for p in pairs)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["resumed"] == 1 and manifest["status"] == "done"
     # a fresh folder replays every call from the request cache
     run_compare(pairs, judge=spec, out=tmp_path / "run2", config_for=config_for, backend=backend)
     assert backend.calls == 12
@@ -119,9 +112,7 @@ def test_noisy_labels_never_reach_the_cache(files, tmp_path, _isolated_cache) ->
     summary = run_compare(
         pairs, judge=pool, out=tmp_path / "noisy", config_for=config_for, backend=backend
     )
-    rows = [
-        json.loads(x) for x in (tmp_path / "noisy" / "judgments.jsonl").read_text().splitlines()
-    ]
+    rows = read_rows(tmp_path / "noisy")
     assert summary["label_noise"]["replaced"] == sum(bool(r.get("noisy")) for r in rows) > 0
     assert {r["annotator"] for r in rows} <= {"a", "b"}
     # the cache holds exactly the judge's replies, which parse to the clean labels
@@ -168,7 +159,7 @@ def test_budget_stop_then_resume_with_a_bigger_budget(files, tmp_path) -> None: 
     assert backend.calls == 5  # the calls that fit were made (and cached)
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["status"] == "stopped (budget)"
-    assert len((tmp_path / "b" / "judgments.jsonl").read_text().splitlines()) == 2
+    assert len(read_rows(tmp_path / "b")) == 2
     summary = run_compare(pairs, judge=spec, out=tmp_path / "b", config_for=capped(100),
                           batch_size=2, backend=backend)  # fmt: skip
     assert backend.calls == 12  # the 5 paid calls replayed from the cache
@@ -195,7 +186,8 @@ def test_cli_compare_offline_with_fake_backend_and_leaderboard(files, tmp_path) 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["judge"] == "single_grade" and summary["n"] + summary["failed"] == 6
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["config"]["annotators"]["single_grade"]["llm"]["backend"] == "fake"
+    assert manifest["config"]["judging"]["annotators"]["single_grade"]["backend"] == "fake"
+    assert manifest["config"]["settings"]["llm"]["single_grade"]["backend"] == "fake"
     page = tmp_path / "board.html"
     res = runner.invoke(app, ["eval", "leaderboard", str(out), "--out", str(page)])
     assert res.exit_code == 0, res.output
@@ -203,4 +195,4 @@ def test_cli_compare_offline_with_fake_backend_and_leaderboard(files, tmp_path) 
     # a different judge into the same folder is refused, not mixed in
     res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out", str(out),
                               "--judge", "pairwise_both_orders", "--backend", "fake"])  # fmt: skip
-    assert res.exit_code != 0 and "different 'annotators'" in str(res.exception)
+    assert res.exit_code != 0 and "different 'judging.annotators" in str(res.exception)

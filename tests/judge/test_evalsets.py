@@ -39,17 +39,17 @@ def test_each_published_shape(
     if "generator" in row:
         assert rec.meta["generator"] == "gpt4" and rec.output == "A"
     if isinstance(row.get("conversations"), list):
-        assert rec.meta["reference"] == "Why did the ..."
+        assert rec.output == "Why did the ..."  # LIMA's answer: usable as a baseline's output
     if "question_id" in row:
         assert rec.id == str(row["question_id"])
 
 
 def test_bad_rows_name_file_and_line(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "bad.jsonl", [{"prompt": "ok"}, {"turns": []}])
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: field 'turns'"):
+    with pytest.raises(DataError, match=r"bad\.jsonl:2:"):
         read_eval_set(path)
     path = _jsonl(tmp_path / "none.jsonl", [{"foo": "bar"}])
-    with pytest.raises(DataError, match=r"none\.jsonl:1: no instruction field"):
+    with pytest.raises(DataError, match=r"none\.jsonl:1:"):
         read_eval_set(path)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.servers import REPO, FaultProxy, LlamaServer
+from tunesmith.judge.store import read_rows
 from tunesmith.llm.base import Request, SamplingParams
 from tunesmith.llm.client import LLM
 from tunesmith.llm.embedded import EmbeddedBackend
@@ -144,7 +145,7 @@ def test_compare_both_orders_killed_and_resumed(
         # (only the one in flight at the kill may have been answered twice)
         assert len(proxy.answered) == 2 * N
         assert sum(proxy.answered.values()) <= 2 * N + 1
-    rows = [json.loads(x) for x in (run / "judgments.jsonl").read_text().splitlines()]
+    rows = read_rows(run)
     assert len(rows) == N and len({r["id"] for r in rows}) == N
     for r in rows:
         assert [c["model_is_second"] for c in r["calls"]] == [True, False]
@@ -175,7 +176,7 @@ def test_logprob_judge_reads_real_top_logprobs(
                   "--judge", "preference_logprob", *_llm_args(proxy.url)))  # fmt: skip
     assert len(bodies) == N  # one randomized order per pair
     assert all(b["top_logprobs"] == 5 and b["max_tokens"] == 1 for b in bodies)
-    rows = [json.loads(x) for x in (tmp_path / "lp" / "judgments.jsonl").read_text().splitlines()]
+    rows = read_rows(tmp_path / "lp")
     from_logprobs = [r for r in rows if r["calls"][0]["scores"]]
     for r in from_logprobs:  # continuous preference = 2 - P(first) / (P(first) + P(second))
         p1, p2 = r["calls"][0]["scores"]

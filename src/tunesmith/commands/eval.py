@@ -89,6 +89,12 @@ def compare(
     batch_size: int = typer.Option(
         256, "--batch-size", help="Pairs per batch of calls (rows are written per batch)."
     ),
+    force_new: bool = typer.Option(
+        False, "--force-new", help="Set an existing evaluation in --out aside and start over."
+    ),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Send again the pairs whose judge request failed for good."
+    ),
     backend: str = JUDGE_BACKEND,
     model: str = c.MODEL,
     base_url: str = c.BASE_URL,
@@ -125,8 +131,10 @@ def compare(
         seed=seed,
         batch_size=batch_size,
         difficulty=read_difficulty(difficulty) if difficulty else None,
-        manifest={"model_outputs": str(model_outputs), "baseline_outputs": str(baseline_outputs),
+        settings={"model_outputs": str(model_outputs), "baseline_outputs": str(baseline_outputs),
                   "limit": limit},
+        force_new=force_new,
+        retry_failed=retry_failed,
     )  # fmt: skip
     typer.echo(_line(summary))
     typer.echo(f"summary -> {out / 'summary.json'}")

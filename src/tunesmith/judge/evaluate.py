@@ -13,19 +13,19 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import BudgetExceeded, DataError
+from tunesmith.driver import fingerprint
+from tunesmith.errors import DataError
 from tunesmith.judge import lc, winrate
 from tunesmith.judge.evalsets import read_eval_set
 from tunesmith.judge.pairwise import Pair, align, judge_pairs, output_name
 from tunesmith.judge.pool import Annotator, Pool, add_label_noise
 from tunesmith.judge.rules import outcome
 from tunesmith.judge.spec import JudgeSpec
-from tunesmith.judge.store import JudgeStore
+from tunesmith.judge.store import JudgeStore, read_rows
 from tunesmith.llm.base import Backend
 from tunesmith.llm.client import LLM
 from tunesmith.llm.factory import LLMConfig, make_llm
 from tunesmith.progress import live_progress
-from tunesmith.runs import RunDir
 
 #: Builds the client config of one annotator from its judge file's (backend, model, options);
 #: the CLI passes one that lets its own options win.
@@ -70,77 +70,63 @@ def run_compare(
     seed: int = 0,
     batch_size: int = 256,
     difficulty: Mapping[str, float] | None = None,
-    manifest: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
     backend: Backend | None = None,
+    force_new: bool = False,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Judge ``pairs`` into ``out`` (resuming), write ``summary.json`` and return the summary.
 
-    ``backend`` replaces every annotator's backend instance (tests, offline dry runs); the
-    configs still name the models, so cache keys and manifests stay what they would be.
+    Args:
+        settings: extra manifest entries that may change on resume (file paths, --limit).
+        backend: replaces every annotator's backend instance (tests, offline dry runs); the
+            configs still name the models, so cache keys and manifests stay what they would be.
 
     Raises:
-        BudgetExceeded: after writing every finished batch; rerun to continue.
+        BudgetExceeded: after writing every finished batch (status ``stopped (budget)``);
+            rerun, with a larger budget, to continue.
     """
     pool = judge if isinstance(judge, Pool) else Pool((Annotator(judge.name, judge),), 0.0, seed)
     configs = {a.name: config_for(a.backend or a.spec.backend, a.model or a.spec.model,
                                   {**a.spec.options, **a.options}) for a in pool.annotators}  # fmt: skip
     store = JudgeStore.open(
         out,
-        method="eval-compare",
-        config=_config(pool, configs, seed, manifest or {}),
-        identity=_identity(pool, configs, seed, manifest or {}),
+        identity=_identity(pool, configs, seed),
+        settings={**(settings or {}), "llm": {k: c.to_manifest() for k, c in configs.items()}},
+        inputs=fingerprint(pairs),
+        force_new=force_new,
+        retry_failed=retry_failed,
     )
     clients: dict[str, LLM] = {}
     todo = [p for p in pairs if p.id not in store.done_ids()]
-    try:
-        with live_progress("judge", len(todo), store.ledger) as progress:
+    with store.driver, live_progress("judge", len(todo), store.ledger) as progress:
+        try:
             for name, cfg in configs.items():
                 clients[name] = make_llm(
                     cfg, ledger=store.ledger, on_progress=progress.refresh, backend=backend
                 )
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
-                store.write(_judge_batch(pool, clients, batch, seed))
+                store.write(_judge_batch(pool, clients, batch, seed), batch=start // batch_size)
                 progress.advance(len(batch))
-    except BudgetExceeded:
-        store.finish("stopped (budget)", judged=len(store.done_ids()))
-        raise
-    finally:
-        for client in clients.values():
-            client.close()
-    summary = summarize(store.rows(), difficulty=difficulty)
-    summary["usage"] = store.ledger.to_dict()["total"]
-    store.write_summary(summary)
-    store.finish("done", judged=len(store.done_ids()), win_rate=summary["win_rate"])
+        finally:
+            for client in clients.values():
+                client.close()
+        summary = summarize(store.rows(), difficulty=difficulty)
+        summary["usage"] = store.ledger.totals()
+        store.write_summary(summary)
+        store.finish("done", **store.driver.counts(), win_rate=summary["win_rate"])
     return summary
 
 
-def _config(
-    pool: Pool, configs: Mapping[str, LLMConfig], seed: int, extra: Mapping[str, Any]
-) -> dict[str, Any]:
+def _identity(pool: Pool, configs: Mapping[str, LLMConfig], seed: int) -> dict[str, Any]:
+    """What decides the verdicts: a folder only resumes when all of it is unchanged."""
     return {
-        **extra,
         "seed": seed,
         "label_noise": pool.label_noise,
         "annotators": {
             a.name: {"judge": a.spec.name, "judge_sha256": a.spec.sha256,
-                     "llm": configs[a.name].to_manifest()}
-            for a in pool.annotators
-        },
-    }  # fmt: skip
-
-
-def _identity(
-    pool: Pool, configs: Mapping[str, LLMConfig], seed: int, extra: Mapping[str, Any]
-) -> dict[str, Any]:
-    """What decides the verdicts: a folder only resumes when all of it is unchanged."""
-    return {
-        "files": {k: v for k, v in extra.items() if k.endswith("outputs")},
-        "seed": seed,
-        "label_noise": pool.label_noise,
-        "annotators": {
-            a.name: [a.spec.name, a.spec.sha256, configs[a.name].backend,
-                     configs[a.name].resolved_model()]
+                     "backend": configs[a.name].backend, "model": configs[a.name].resolved_model()}
             for a in pool.annotators
         },
     }  # fmt: skip
@@ -275,13 +261,10 @@ def agreement_between(folder: str | Path, reference: str | Path) -> dict[str, An
     """Agreement of one evaluation's labels with a reference annotator's on the same pairs
     (AlpacaFarm's human-agreement table: the pool against humans or a strong judge)."""
     from tunesmith.judge.pool import agreement
-    from tunesmith.judge.store import JudgeStore
 
     def prefs(path: str | Path) -> dict[str, float]:
-        if not (Path(path) / "manifest.json").exists():
-            raise DataError(path, None, "not an `eval compare` folder")
-        rows = JudgeStore(RunDir(Path(path), {})).rows()
-        return {r["id"]: float(r["preference"]) for r in rows if r.get("preference") is not None}
+        return {r["id"]: float(r["preference"]) for r in read_rows(path)
+                if r.get("preference") is not None}  # fmt: skip
 
     ours, ref = prefs(folder), prefs(reference)
     common = sorted(set(ours) & set(ref))

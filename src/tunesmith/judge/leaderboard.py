@@ -20,7 +20,7 @@ import jinja2
 
 from tunesmith.errors import DataError
 from tunesmith.judge import lc
-from tunesmith.judge.store import JUDGMENTS
+from tunesmith.judge.store import read_rows
 
 MAX_PAIRS = 300  # per comparison in the browser: the page stays light
 
@@ -30,15 +30,7 @@ def load_entry(folder: Path) -> dict[str, Any]:
     if not summary_path.exists():
         raise DataError(summary_path, None, "no summary (run `tunesmith eval compare` first)")
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    rows = []
-    judgments = folder / JUDGMENTS
-    if judgments.exists():
-        for line in judgments.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return {"folder": str(folder), "summary": summary, "rows": rows}
+    return {"folder": str(folder), "summary": summary, "rows": read_rows(folder)}
 
 
 def refit_lc(entries: Sequence[dict[str, Any]]) -> None:

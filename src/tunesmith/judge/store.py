@@ -1,108 +1,125 @@
-"""The one place the evaluation writes files: judgments, ledger, summary, manifest.
+"""How an evaluation reports to the run driver: judged pairs are the run's kept rows.
 
-TEMPORARY: written on :class:`tunesmith.runs.RunDir` until the engine's ``RunDriver`` lands on
-main; then this class becomes a thin shim over it (same methods), and nothing else changes.
+Each judgment becomes a :class:`~tunesmith.records.Record` (the instruction, the model's output,
+the verdict under ``meta.judgment`` and ``scores.preference``), so the driver's guarantees hold
+as for every other run: the resume guard (same judges, models, seed, noise and input data; a
+budget, cache or concurrency may change), rows written after the ledger, ``stopped (budget)``
+and ``failed`` statuses, failed requests in ``failed.jsonl`` and skipped on resume unless
+``retry_failed``. Folder layout::
 
-Folder layout::
-
-    manifest.json     resolved config (files, judge hash, LLM settings), status
-    judgments.jsonl   one row per judged pair (appended and fsynced per batch)
-    ledger.json       calls, cache hits, tokens, cost, saved before the rows it paid for
-    summary.json      win rates, LC win rate, per-category tables, position bias, excerpts
+    manifest.json   resolved config, input fingerprint, status
+    kept.jsonl      one row per judged pair
+    failed.jsonl    pairs whose judge request failed for good (HTTP 4xx)
+    ledger.json     calls, cache hits, tokens, cost
+    events.jsonl    judged counts and usage after each batch
+    summary.json    win rates, LC win rate, per-category tables, position bias, excerpts
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import ConfigError
-from tunesmith.io import append_jsonl
+from tunesmith.driver import RunDriver
+from tunesmith.errors import DataError
 from tunesmith.llm.usage import Ledger
+from tunesmith.records import Record
 from tunesmith.runs import RunDir
+from tunesmith.stages import Failed, StageResult
 
-JUDGMENTS = "judgments.jsonl"
+METHOD = "eval-compare"
+_TOP = ("id", "instruction", "input", "model_output")
+
+
+def to_record(row: Mapping[str, Any]) -> Record:
+    """A judgment row as a kept record (model output as ``output``, the verdict in meta)."""
+    pref = row.get("preference")
+    return Record(
+        id=str(row["id"]),
+        instruction=row["instruction"],
+        input=row.get("input", ""),
+        output=row["model_output"],
+        meta={"judgment": {k: v for k, v in row.items() if k not in _TOP}},
+        scores={"preference": pref} if pref is not None else {},
+    )
+
+
+def to_row(record: Record) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "instruction": record.instruction,
+        "input": record.input,
+        "model_output": record.output,
+        **dict(record.meta.get("judgment") or {}),
+    }
+
+
+def read_rows(folder: str | Path) -> list[dict[str, Any]]:
+    """The judgment rows of an ``eval compare`` folder."""
+    path = Path(folder)
+    if not (path / "manifest.json").exists():
+        raise DataError(path, None, "not an `eval compare` folder (no manifest.json)")
+    return [to_row(r) for r in RunDir(path, {}).read_kept()]
 
 
 class JudgeStore:
-    """Open (or resume) an evaluation folder; refuses to resume a different configuration."""
+    """An evaluation folder opened through the run driver."""
 
-    def __init__(self, run: RunDir) -> None:
-        self.run = run
-        self.ledger = run.load_ledger()
-        self._done: set[str] | None = None
+    def __init__(self, driver: RunDriver) -> None:
+        self.driver = driver
 
     @classmethod
     def open(
         cls,
         out: str | Path,
         *,
-        method: str,
-        config: Mapping[str, Any],
         identity: Mapping[str, Any],
+        settings: Mapping[str, Any],
+        inputs: str,
+        force_new: bool = False,
+        retry_failed: bool = False,
     ) -> JudgeStore:
-        """Create or resume ``out``. ``identity`` is what decides the verdicts (files, judges,
-        models, seed, noise); a folder made with a different one is refused. Budgets, cache
-        paths and concurrency may change between runs (raise --max-calls and rerun)."""
-        manifest = Path(out) / "manifest.json"
-        new = json.loads(json.dumps(dict(identity), default=str))
-        if manifest.exists():
-            old = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
-            old = old.get("identity", {})
-            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            if changed:
-                raise ConfigError(
-                    f"{out} holds an evaluation with a different '{changed[0]}'; "
-                    "use another --out (or delete the folder) to start a new one"
-                )
-        return cls(RunDir.open(out, method=method, config={**config, "identity": new}))
+        """Create or resume ``out``; ``identity`` must match to resume, ``settings`` (LLM
+        options, budgets, file paths) may change."""
+        driver = RunDriver.open(
+            out,
+            method=METHOD,
+            config={"judging": dict(identity), "settings": dict(settings)},
+            inputs=inputs,
+            force_new=force_new,
+            retry_failed=retry_failed,
+            resumable=("settings",),
+        )
+        return cls(driver)
 
     @property
     def path(self) -> Path:
-        return self.run.path
+        return self.driver.path
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.driver.ledger
 
     def rows(self) -> list[dict[str, Any]]:
-        p = self.path / JUDGMENTS
-        if not p.exists():
-            return []
-        out = []
-        with p.open(encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a torn last line from a kill: that pair is judged again
-        return out
+        return [to_row(r) for r in self.driver.read_kept()]
 
     def done_ids(self) -> set[str]:
-        if self._done is None:
-            self._done = {str(r["id"]) for r in self.rows()}
-        return self._done
+        return self.driver.done_ids()
 
-    def write(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Save the ledger, then append the new rows (no visible row without its cost)."""
-        self.run.save_ledger(self.ledger)
-        new = [r for r in rows if str(r["id"]) not in self.done_ids()]
-        if new:
-            append_jsonl(self.path / JUDGMENTS, new)
-            self.done_ids().update(str(r["id"]) for r in new)
-        self.run.log_event(judged=len(self.done_ids()), **_totals(self.ledger))
+    def write(self, rows: Iterable[Mapping[str, Any]], batch: int) -> None:
+        """Report one batch: judged pairs kept, pairs whose request failed as failed rows."""
+        result = StageResult()
+        for row in rows:
+            error = str(row.get("failed") or "")
+            if error.startswith("request failed"):
+                result.failed.append(Failed(to_record(row), row.get("status"), error))
+            else:
+                result.kept.append(to_record(row))
+        self.driver.report(result, "judge", event={"batch": batch, **self.driver.counts()})
 
     def write_summary(self, summary: Mapping[str, Any]) -> Path:
-        p = self.path / "summary.json"
-        tmp = p.with_name("summary.json.tmp")
-        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), "utf-8")
-        os.replace(tmp, p)
-        return p
+        return self.driver.write_artifact("summary.json", dict(summary))
 
     def finish(self, status: str = "done", **summary: Any) -> None:
-        self.run.save_ledger(self.ledger)
-        self.run.finish(status, **summary)
-
-
-def _totals(ledger: Ledger) -> dict[str, Any]:
-    t = ledger.total()
-    return {"calls": t.calls, "cache_hits": t.cache_hits, "cost_usd": t.cost_usd}
+        self.driver.finish(status, **summary)
