@@ -196,3 +196,29 @@ def test_cli_compare_offline_with_fake_backend_and_leaderboard(files, tmp_path) 
     res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out", str(out),
                               "--judge", "pairwise_both_orders", "--backend", "fake"])  # fmt: skip
     assert res.exit_code != 0 and "different 'judging.annotators" in str(res.exception)
+
+
+def test_single_grade_sees_mt_bench_reference_answers(tmp_path: Path) -> None:
+    from tunesmith.llm.fake import FakeBackend
+
+    qs = [{"question_id": 101, "turns": ["What is 2+2?"], "category": "math"}]
+    (tmp_path / "m.jsonl").write_text(json.dumps({**qs[0], "output": "4", "generator": "m"}) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps({**qs[0], "output": "5", "generator": "b"}) + "\n")
+    (tmp_path / "ref.jsonl").write_text(json.dumps(
+        {"question_id": 101, "model_id": "gpt-4", "choices": [{"index": 0, "turns": ["2+2 = 4"]}]}
+    ) + "\n")  # fmt: skip
+    pairs = read_pairs(tmp_path / "m.jsonl", tmp_path / "b.jsonl", tmp_path / "ref.jsonl")
+    assert pairs[0].reference == "2+2 = 4" and pairs[0].category == "math"
+
+    def grader(request: Request, _: int) -> str:
+        text = request.messages[-1]["content"]
+        assert "2+2 = 4" in text  # the reference reached the prompt
+        return "Rating: [[9]]" if "answer]\n4\n" in text else "Rating: [[2.5]]"
+
+    backend = FakeBackend(model="judge-model", responses=grader)
+    summary = run_compare(pairs, judge=load_judge("single_grade"), out=tmp_path / "g",
+                          config_for=lambda b, m, o: LLMConfig(backend="fake", model="judge-model"),
+                          backend=backend)  # fmt: skip
+    assert summary["wins"] == 1 and backend.calls == 2
+    [row] = read_rows(tmp_path / "g")
+    assert sorted(c["scores"][0] for c in row["calls"]) == [2.5, 9.0]

@@ -213,6 +213,8 @@ def test_leaderboard_page_in_chromium(
         )
         assert names == "long,short"
         assert browser.eval("document.querySelectorAll('details.pairs .pair').length") == 2 * N
+        # models x judges: two models, one judge column per baseline
+        assert browser.eval("document.querySelectorAll('#matrix tr').length") == 3
         # the hostile instruction is shown as text, never run
         browser.eval("document.querySelectorAll('details.pairs').forEach(d => d.open = true)")
         browser.drain(0.5)

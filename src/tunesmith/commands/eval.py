@@ -81,6 +81,9 @@ def compare(
     ),
     pool: Path = typer.Option(None, "--pool", help="An annotator-pool YAML (replaces --judge)."),
     label_noise: float = typer.Option(None, "--label-noise", help="Override the pool's noise p."),
+    references: Path = typer.Option(
+        None, "--references", help="Reference answers for single_grade (MT-bench's files too)."
+    ),
     difficulty: Path = typer.Option(
         None, "--difficulty", help="Instruction difficulty file for the LC win rate."
     ),
@@ -118,7 +121,7 @@ def compare(
     from tunesmith.judge.spec import load_judge
 
     values = locals()
-    pairs = read_pairs(model_outputs, baseline_outputs)
+    pairs = read_pairs(model_outputs, baseline_outputs, references)
     judge_or_pool: Any = load_pool(pool) if pool else load_judge(judge)
     if pool and label_noise is not None:
         add_label_noise(1.5, "", label_noise)  # range check

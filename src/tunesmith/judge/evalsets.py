@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunesmith.io import read_records
+from tunesmith.errors import DataError
+from tunesmith.io import iter_rows, read_records
 from tunesmith.records import Record
 
 _CATEGORY_KEYS = ("category", "dataset", "Skill", "skill")
@@ -43,3 +44,26 @@ def _lift(record: Record) -> Record:
     if own_id is not None:
         changes["id"] = str(own_id)
     return record.evolve(**changes)
+
+
+def read_references(path: str | Path) -> dict[str, str]:
+    """Reference answers for single-answer grading, keyed by instruction and by the set's id.
+
+    Rows carry ``instruction`` or ``question_id`` and the answer as ``reference``, ``output`` or
+    MT-bench's ``choices[0].turns[0]`` (its ``reference_answer/*.jsonl`` files as published).
+    """
+    p = Path(path)
+    out: dict[str, str] = {}
+    for line, row in iter_rows(p):
+        answer = row.get("reference", row.get("output"))
+        choices = row.get("choices")
+        if answer is None and isinstance(choices, list) and choices:
+            turns = choices[0].get("turns") if isinstance(choices[0], dict) else None
+            answer = turns[0] if isinstance(turns, list) and turns else None
+        if not isinstance(answer, str):
+            raise DataError(p, line, "no reference answer ('reference', 'output' or 'choices')")
+        keys = [row.get("instruction"), row.get("question_id")]
+        if all(k in (None, "") for k in keys):
+            raise DataError(p, line, "a reference needs 'instruction' or 'question_id'")
+        out.update({str(k): answer for k in keys if k not in (None, "")})
+    return out

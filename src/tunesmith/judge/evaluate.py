@@ -7,6 +7,7 @@ options override the judge file's.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from tunesmith.driver import fingerprint
 from tunesmith.errors import DataError
 from tunesmith.judge import lc, winrate
-from tunesmith.judge.evalsets import read_eval_set
+from tunesmith.judge.evalsets import read_eval_set, read_references
 from tunesmith.judge.pairwise import Pair, align, judge_pairs, output_name
 from tunesmith.judge.pool import Annotator, Pool, add_label_noise
 from tunesmith.judge.rules import outcome
@@ -38,8 +39,11 @@ def default_config_for(
     return LLMConfig(backend=backend or "embedded", model=model, options=dict(options))
 
 
-def read_pairs(model_path: str | Path, baseline_path: str | Path) -> list[Pair]:
-    """Both outputs files read and aligned (generator names from the rows or the file names)."""
+def read_pairs(
+    model_path: str | Path, baseline_path: str | Path, references: str | Path | None = None
+) -> list[Pair]:
+    """Both outputs files read and aligned (generator names from the rows or the file names),
+    with reference answers (by instruction or the set's id) when a file of them is given."""
     model = read_eval_set(model_path)
     baseline = read_eval_set(baseline_path)
     for records, path in ((model, model_path), (baseline, baseline_path)):
@@ -47,17 +51,19 @@ def read_pairs(model_path: str | Path, baseline_path: str | Path) -> list[Pair]:
             raise DataError(path, None, "no rows")
     pairs = align(model, baseline, str(model_path), str(baseline_path))
     names = {"model": output_name(model_path), "baseline": output_name(baseline_path)}
-    return [_named(p, names) for p in pairs]
+    refs = read_references(references) if references else {}
+    ids = {r.instruction: r.id for r in model}
+    return [_named(p, names, refs.get(p.instruction, refs.get(ids[p.instruction]))) for p in pairs]
 
 
-def _named(pair: Pair, names: Mapping[str, str]) -> Pair:
-    import dataclasses
-
-    fixes = {}
+def _named(pair: Pair, names: Mapping[str, str], reference: str | None) -> Pair:
+    fixes: dict[str, Any] = {}
     if pair.generator in ("model", "outputs", "kept"):
         fixes["generator"] = names["model"]
     if pair.baseline in ("baseline", "outputs", "kept"):
         fixes["baseline"] = names["baseline"]
+    if reference is not None:
+        fixes["reference"] = reference
     return dataclasses.replace(pair, **fixes) if fixes else pair
 
 

@@ -65,11 +65,26 @@ def refit_lc(entries: Sequence[dict[str, Any]]) -> None:
             e["summary"]["lc_difficulty"] = "other models' judgments"
 
 
+def matrix(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Models x (judge vs baseline): each cell the summary of that comparison, or None."""
+    columns = sorted(
+        {f"{e['summary'].get('judge')} vs {e['summary'].get('baseline')}" for e in entries}
+    )
+    models = sorted({str(e["summary"].get("generator")) for e in entries})
+    cells: dict[str, dict[str, Any]] = {m: {} for m in models}
+    for e in entries:
+        s = e["summary"]
+        cells[str(s.get("generator"))][f"{s.get('judge')} vs {s.get('baseline')}"] = s
+    return {"columns": columns, "models": models, "cells": cells}
+
+
 def render(entries: Sequence[Mapping[str, Any]]) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["pct"] = lambda x: "n/a" if x is None else f"{x:.1f}"
     ordered = sorted(entries, key=lambda e: -(e["summary"].get("win_rate") or 0))
-    return env.from_string(_TEMPLATE).render(entries=ordered, max_pairs=MAX_PAIRS)
+    return env.from_string(_TEMPLATE).render(
+        entries=ordered, max_pairs=MAX_PAIRS, grid=matrix(entries)
+    )
 
 
 def write_leaderboard(folders: Sequence[Path], out: Path) -> Path:
@@ -95,6 +110,10 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;max-height:20em;overflow:auto}
 </style></head><body>
 <h1>Leaderboard</h1>
+<table id="matrix"><tr><th>model</th>{% for col in grid.columns %}<th>{{ col }}</th>{% endfor %}</tr>
+{% for m in grid.models %}<tr><td>{{ m }}</td>{% for col in grid.columns %}{% set s = grid.cells[m].get(col) %}
+<td>{% if s %}{{ s.win_rate|pct }} &plusmn; {{ s.standard_error|pct }} (LC {{ s.lc_win_rate|pct }}){% else %}&ndash;{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</table>
 <table id="leaderboard"><tr><th>model</th><th>baseline</th><th>judge</th><th>n</th>
 <th>win rate</th><th>&plusmn; s.e.</th><th></th><th>LC win rate</th><th>discrete</th><th>W / T / L</th></tr>
 {% for e in entries %}{% set s = e.summary %}
