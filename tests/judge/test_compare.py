@@ -222,3 +222,32 @@ def test_single_grade_sees_mt_bench_reference_answers(tmp_path: Path) -> None:
     assert summary["wins"] == 1 and backend.calls == 2
     [row] = read_rows(tmp_path / "g")
     assert sorted(c["scores"][0] for c in row["calls"]) == [2.5, 9.0]
+
+
+def test_cli_pool_and_agreement(files, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "pool.yaml").write_text(
+        "label_noise: 0.25\nseed: 1\nannotators:\n"
+        "  - {judge: pairwise_both_orders, name: cold, temperature: 0}\n"
+        "  - {judge: score_pair_both_orders, name: warm, temperature: 1.0}\n"
+    )
+    runner = CliRunner()
+    common = ["--backend", "fake"]
+    res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out",
+                              str(tmp_path / "pool"), "--pool", str(tmp_path / "pool.yaml"), *common])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = read_rows(tmp_path / "pool")
+    assert {r["annotator"] for r in rows} <= {"cold", "warm"} and len(rows) == 6
+    manifest = json.loads((tmp_path / "pool" / "manifest.json").read_text())
+    assert manifest["config"]["judging"]["label_noise"] == 0.25
+    res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out",
+                              str(tmp_path / "ref"), "--judge", "pairwise_both_orders", *common])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["eval", "agreement", str(tmp_path / "pool"), str(tmp_path / "ref")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["n"] >= 0 and "agreement" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("annotators:\n  - {judge: pairwise_both_orders, temprature: 1}\n")
+    res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out",
+                              str(tmp_path / "x"), "--pool", str(bad), *common])  # fmt: skip
+    assert res.exit_code != 0 and "unknown key 'temprature'" in str(res.exception)
