@@ -37,7 +37,11 @@ from benchmarks.llm_throughput import raw_load  # noqa: E402
 from tunesmith.judge.evaluate import run_compare  # noqa: E402
 from tunesmith.judge.pairwise import Pair  # noqa: E402
 from tunesmith.judge.spec import load_judge  # noqa: E402
+from tunesmith.llm.base import Request, SamplingParams  # noqa: E402
+from tunesmith.llm.cache import RequestCache  # noqa: E402
+from tunesmith.llm.client import LLM  # noqa: E402
 from tunesmith.llm.factory import LLMConfig  # noqa: E402
+from tunesmith.llm.openai_compat import OpenAICompatBackend  # noqa: E402
 
 ANSWER = json.dumps(
     {
@@ -118,6 +122,19 @@ def judge_rate(url: str, judge: str | Path, pairs: list[Pair], concurrency: int)
     return len(pairs) / elapsed
 
 
+def client_rate(url: str, n: int, concurrency: int) -> float:
+    """Calls per second of the bare LLM client on the same stub (the judge path's ceiling)."""
+    backend = OpenAICompatBackend("m", base_url=url, concurrency=concurrency, max_retries=0)
+    llm = LLM(backend, cache=RequestCache(Path(tempfile.mkdtemp()) / "c.sqlite"))
+    reqs = [Request.chat([{"role": "user", "content": f"client {time.time()} {i}"}],
+                         SamplingParams(max_tokens=8)) for i in range(n)]  # fmt: skip
+    start = time.perf_counter()
+    llm.complete(reqs)
+    elapsed = time.perf_counter() - start
+    llm.close()
+    return n / elapsed
+
+
 def bench(delay: float, concurrency: int, seconds: float) -> list[tuple[str, str]]:
     port = _free_port()
     procs = [
@@ -135,10 +152,13 @@ def bench(delay: float, concurrency: int, seconds: float) -> list[tuple[str, str
         judge_rate(url, "pairwise_both_orders", _pairs(concurrency, "warmup"), concurrency)
         calls = int(concurrency / delay * seconds) // concurrency * concurrency
         raw = max(asyncio.run(raw_load(port, concurrency, calls)) for _ in range(2))
-        rows.append((
-            f"bare asyncio load generator, calls/s (the ceiling of this box now; ideal {concurrency / delay:.0f})",
-            f"{raw:.0f} = {raw / (concurrency / delay):.1%}",
-        ))  # fmt: skip
+        client = max(client_rate(url, calls, concurrency) for _ in range(2))
+        rows += [
+            (f"bare asyncio load generator, calls/s (the ceiling of this box now; ideal {concurrency / delay:.0f})",
+             f"{raw:.0f} = {raw / (concurrency / delay):.1%}"),
+            ("tunesmith LLM client alone, calls/s (same stub, cache on)",
+             f"{client:.0f} = {client / (concurrency / delay):.1%}"),
+        ]  # fmt: skip
         for judge, calls in (("pairwise_both_orders", 2), (one, 1)):
             ideal = concurrency / (delay * calls)
             n = int(ideal * seconds)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,12 @@ from tunesmith.driver import fingerprint
 from tunesmith.errors import DataError
 from tunesmith.judge import lc, winrate
 from tunesmith.judge.evalsets import read_eval_set, read_references
-from tunesmith.judge.pairwise import Pair, align, judge_pairs, output_name
+from tunesmith.judge.pairwise import Pair, Plan, align, conclude, output_name, plan_pairs
 from tunesmith.judge.pool import Annotator, Pool, add_label_noise
 from tunesmith.judge.rules import outcome
 from tunesmith.judge.spec import JudgeSpec
 from tunesmith.judge.store import JudgeStore, read_rows
-from tunesmith.llm.base import Backend
+from tunesmith.llm.base import Backend, Completion
 from tunesmith.llm.client import LLM
 from tunesmith.llm.factory import LLMConfig, make_llm
 from tunesmith.progress import live_progress
@@ -99,22 +100,23 @@ def run_compare(
         out,
         identity=_identity(pool, configs, seed),
         settings={**(settings or {}), "llm": {k: c.to_manifest() for k, c in configs.items()}},
-        inputs=fingerprint(pairs),
+        # plain lists: dataclasses.asdict's deep copies cost ~0.1 ms a pair
+        inputs=fingerprint([p.key, p.model_output, p.baseline_output, p.reference] for p in pairs),
         force_new=force_new,
         retry_failed=retry_failed,
     )
     clients: dict[str, LLM] = {}
-    todo = [p for p in pairs if p.id not in store.done_ids()]
+    done = store.done_ids()
+    todo = [p for p in pairs if p.id not in done]
     with store.driver, live_progress("judge", len(todo), store.ledger) as progress:
         try:
             for name, cfg in configs.items():
                 clients[name] = make_llm(
                     cfg, ledger=store.ledger, on_progress=progress.refresh, backend=backend
                 )
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
-                store.write(_judge_batch(pool, clients, batch, seed), batch=start // batch_size)
-                progress.advance(len(batch))
+            for k, rows in _judge_all(pool, clients, todo, seed, batch_size):
+                store.write(rows, batch=k)
+                progress.advance(len(rows))
         finally:
             for client in clients.values():
                 client.close()
@@ -138,17 +140,52 @@ def _identity(pool: Pool, configs: Mapping[str, LLMConfig], seed: int) -> dict[s
     }  # fmt: skip
 
 
-def _judge_batch(
-    pool: Pool, clients: Mapping[str, LLM], batch: Sequence[Pair], seed: int
-) -> list[dict[str, Any]]:
-    """Each pair judged by its pool annotator; noise added after the cache, never into it."""
+def _judge_all(
+    pool: Pool,
+    clients: Mapping[str, LLM],
+    todo: Sequence[Pair],
+    seed: int,
+    batch_size: int,
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Yield (batch index, rows) per batch, pipelined: while one batch's calls are in flight
+    (on a worker thread), the next batch's prompts are rendered and the previous batch's rows
+    parsed and written, so the judge never waits for tunesmith between batches."""
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as pool_exec:
+        plans = _plan(pool, batches[0], seed)
+        pending = pool_exec.submit(_send, clients, plans)
+        for k in range(len(batches)):
+            following = _plan(pool, batches[k + 1], seed) if k + 1 < len(batches) else None
+            answers = pending.result()  # BudgetExceeded and backend errors surface here
+            if following is not None:
+                pending = pool_exec.submit(_send, clients, following)
+            yield k, _rows(pool, batches[k], plans, answers)
+            if following is not None:
+                plans = following
+
+
+def _plan(pool: Pool, batch: Sequence[Pair], seed: int) -> list[Plan]:
+    """One plan per annotator of the pool that judges some pair of the batch."""
     groups: dict[str, list[Pair]] = {}
     for pair in batch:
         groups.setdefault(pool.pick(pair.key).name, []).append(pair)
     by_name = {a.name: a for a in pool.annotators}
+    return [plan_pairs(by_name[n].spec, g, seed=seed, annotator=n) for n, g in groups.items()]
+
+
+def _send(clients: Mapping[str, LLM], plans: Sequence[Plan]) -> list[list[list[Completion]]]:
+    return [clients[p.annotator].complete(p.requests) if p.requests else [] for p in plans]
+
+
+def _rows(
+    pool: Pool, batch: Sequence[Pair], plans: Sequence[Plan], answers: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """Rows in the batch's order; noise added after the cache, never into it."""
     rows: dict[str, dict[str, Any]] = {}
-    for name, group in groups.items():
-        for row in judge_pairs(by_name[name].spec, clients[name], group, seed=seed, annotator=name):
+    for plan, completions in zip(plans, answers, strict=True):
+        for row in conclude(plan, completions):
             rows[row["id"]] = _with_noise(row, pool)
     return [rows[p.id] for p in batch]
 

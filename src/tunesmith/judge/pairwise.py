@@ -9,6 +9,7 @@ them. Identical outputs are a tie without a call (AlpacaEval's rule).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +40,7 @@ class Pair:
     category: str | None = None
     reference: str | None = None
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return stable_id("pair", self.key)
 
@@ -134,21 +135,48 @@ def requests_for(spec: JudgeSpec, pair: Pair, seed: int) -> list[tuple[Request, 
     return out
 
 
+@dataclasses.dataclass
+class Plan:
+    """The calls one group of pairs needs from one judge (built before any call is sent)."""
+
+    spec: JudgeSpec
+    pairs: Sequence[Pair]
+    calls: list[list[tuple[Request, bool]]]
+    annotator: str
+
+    @property
+    def requests(self) -> list[Request]:
+        return [req for calls in self.calls for req, _ in calls]
+
+
+def plan_pairs(
+    spec: JudgeSpec, pairs: Sequence[Pair], *, seed: int = 0, annotator: str = ""
+) -> Plan:
+    """Render every call the pairs need (identical outputs need none: a tie)."""
+    calls = [
+        [] if p.model_output.strip() == p.baseline_output.strip() else requests_for(spec, p, seed)
+        for p in pairs
+    ]
+    return Plan(spec, pairs, calls, annotator or spec.name)
+
+
+def conclude(plan: Plan, completions: Sequence[Sequence[Completion]]) -> list[dict[str, Any]]:
+    """One judgment row per pair from the plan's completions (in request order)."""
+    answers = iter(completions)
+    rows = []
+    for pair, calls in zip(plan.pairs, plan.calls, strict=True):
+        got = [(next(answers)[0], flag) for _, flag in calls]
+        rows.append(_judgment(plan.spec, pair, got, plan.annotator))
+    return rows
+
+
 def judge_pairs(
     spec: JudgeSpec, llm: LLM, pairs: Sequence[Pair], *, seed: int = 0, annotator: str = ""
 ) -> list[dict[str, Any]]:
     """Judge every pair (one batch of LLM calls) and return one judgment row per pair."""
-    plans = [
-        [] if p.model_output.strip() == p.baseline_output.strip() else requests_for(spec, p, seed)
-        for p in pairs
-    ]
-    flat = [req for plan in plans for req, _ in plan]
-    completions = iter(llm.complete(flat) if flat else [])
-    rows = []
-    for pair, plan in zip(pairs, plans, strict=True):
-        calls = [(next(completions)[0], flag) for _, flag in plan]
-        rows.append(_judgment(spec, pair, calls, annotator or spec.name))
-    return rows
+    plan = plan_pairs(spec, pairs, seed=seed, annotator=annotator)
+    requests = plan.requests
+    return conclude(plan, llm.complete(requests) if requests else [])
 
 
 def _judgment(
