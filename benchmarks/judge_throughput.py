@@ -187,7 +187,8 @@ def write_section(rows: list[tuple[str, str]]) -> str:
         "| measurement | value |\n| --- | --- |\n" + table + "\n\n"
         "The path measured is `run_compare` end to end: prompts rendered in both orders, the LLM\n"
         "client (SQLite cache, ledger, budget), parsing, the MT-bench rule, the run driver writing\n"
-        "ledger.json written per batch of pairs, summary.json (win rates, LC GLM) at the end.\n"
+        "kept rows and ledger.json per batch of pairs, summary.json (win rates, LC GLM) at the\n"
+        "end; batches are pipelined (the next one rendered while calls are in flight).\n"
         "The bare generator (raw sockets, no JSON, no cache) shows what the machine allowed at\n"
         "that moment; on 2 cores shared with other jobs the gap to the ideal is CPU per call.\n"
     )
