@@ -251,3 +251,42 @@ def test_cli_pool_and_agreement(files, tmp_path) -> None:  # type: ignore[no-unt
     res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out",
                               str(tmp_path / "x"), "--pool", str(bad), *common])  # fmt: skip
     assert res.exit_code != 0 and "unknown key 'temprature'" in str(res.exception)
+
+
+def test_refused_requests_become_failed_rows_and_are_retried_on_request(files, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A judge request the server refuses for good (HTTP 4xx: Completion.error) is a failed row:
+    skipped on resume, sent again with retry_failed."""
+    from tunesmith.llm.base import Backend, Completion
+
+    class Refusing(Backend):
+        name = "fake"
+        refuse = True
+        calls = 0
+
+        def complete(self, requests, on_done):  # type: ignore[no-untyped-def]
+            for i, req in enumerate(requests):
+                self.calls += 1
+                c = Completion(text=judge_says_long_wins(req, 0))
+                if self.refuse and "Question 1?" in req.messages[-1]["content"]:
+                    c = Completion(text="")
+                    c.error, c.error_status = "content filter", 400  # type: ignore[attr-defined]
+                on_done(i, [c])
+
+    backend = Refusing("judge-model")
+    pairs = read_pairs(*files)
+    spec = load_judge("pairwise_both_orders")
+    cfg = lambda b, m, o: LLMConfig(backend="fake", model="judge-model", use_cache=False)  # noqa: E731
+    run_compare(pairs, judge=spec, out=tmp_path / "f", config_for=cfg, backend=backend)
+    failed = [json.loads(x) for x in (tmp_path / "f" / "failed.jsonl").read_text().splitlines()]
+    assert (
+        len(failed) == 1 and failed[0]["status"] == 400 and "content filter" in failed[0]["message"]
+    )
+    assert len(read_rows(tmp_path / "f")) == 5
+    calls = backend.calls
+    run_compare(pairs, judge=spec, out=tmp_path / "f", config_for=cfg, backend=backend)
+    assert backend.calls == calls  # skipped on resume
+    backend.refuse = False
+    summary = run_compare(pairs, judge=spec, out=tmp_path / "f", config_for=cfg, backend=backend,
+                          retry_failed=True)  # fmt: skip
+    assert backend.calls == calls + 2 and len(read_rows(tmp_path / "f")) == 6
+    assert summary["n"] + summary["failed"] == 6

@@ -214,6 +214,9 @@ def _judgment(
         "preference": pref,
         "outcome": rules.outcome(pref) if pref is not None else None,
         "failed": failed,
+        "status": next(
+            (getattr(c, "error_status", None) for c, _ in calls if getattr(c, "error", None)), None
+        ),  # fmt: skip
         "calls": details,
     }
 
