@@ -216,7 +216,7 @@ def _judgment(
         "failed": failed,
         "status": next(
             (getattr(c, "error_status", None) for c, _ in calls if getattr(c, "error", None)), None
-        ),  # fmt: skip
+        ),
         "calls": details,
     }
 
