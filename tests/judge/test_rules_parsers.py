@@ -118,6 +118,7 @@ def test_verdict_parser_failures_are_reported(text: str) -> None:
         ("Scores: 8/10, 6/10", (8.0, 6.0)),
         ("Assistant 1: 6\nAssistant 2: 6\nBoth ok.", (6.0, 6.0)),
         ("Here is my evaluation.\nAssistant 2 score: 9\nAssistant 1 score: 4", (4.0, 9.0)),
+        ("Assistant 1 received a score of 8, while Assistant 2 received 6.", (8.0, 6.0)),
     ],
 )
 def test_score_pair_parser(text: str, scores: tuple[float, float]) -> None:

@@ -130,6 +130,8 @@ def parse_score_pair(completion: Completion, spec: JudgeSpec) -> Vote:
             values = [first, second]
     if not values:
         for line in text.strip().splitlines()[:3]:
+            # "Assistant 1 received 8": the label's digit is a name, not a score
+            line = re.sub(rf"(?i:assistant|output|answer|response)\s*\(?(?:{ids})\)?", " ", line)
             nums = re.findall(rf"{_NUM}(?:\s*/\s*\d+)?", line)
             if len(nums) >= 2:
                 values = [float(nums[0]), float(nums[1])]
