@@ -128,7 +128,17 @@ def test_score_pair_parser(text: str, scores: tuple[float, float]) -> None:
     assert vote.pref == (1.5 if s1 == s2 else 2.0 if s2 > s1 else 1.0)
 
 
-@pytest.mark.parametrize("text", ["Both answers are good.", "8\nonly one", "11 7\n", "0 5"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Both answers are good.",
+        "8\nonly one",
+        "11 7\n",
+        "0 5",
+        # SmolLM2-135M echoing the prompt instead of scoring
+        "[Question]\nA fruit\n[Assistant 1's answer]\nA fruit\n[Assistant 2's answer]\nA fruit",
+    ],
+)
 def test_score_pair_failures(text: str) -> None:
     vote = parse_score_pair(c(text), SCORES)
     assert vote.pref is None and vote.reason.startswith(FAILURE)
@@ -149,7 +159,10 @@ def test_grade_parser(text: str, score: float) -> None:
     assert parse_grade(c(text), GRADE).scores == (score,)
 
 
-@pytest.mark.parametrize("text", ["A fine answer.", "Rating: [[12]]", "Rating: [[0]]"])
+@pytest.mark.parametrize(
+    "text",
+    ["A fine answer.", "Rating: [[12]]", "Rating: [[0]]", "The assistant's answer is 5."],
+)
 def test_grade_failures(text: str) -> None:
     vote = parse_grade(c(text), GRADE)
     assert not vote.ok and vote.reason.startswith(FAILURE)
