@@ -3,6 +3,7 @@ nothing twice, noisy labels never reach the cache, rows that do not align are na
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -290,3 +291,21 @@ def test_refused_requests_become_failed_rows_and_are_retried_on_request(files, t
                           retry_failed=True)  # fmt: skip
     assert backend.calls == calls + 2 and len(read_rows(tmp_path / "f")) == 6
     assert summary["n"] + summary["failed"] == 6
+
+
+def test_identical_outputs_tie_without_a_call_and_orders_are_seeded() -> None:
+    from tunesmith.judge.pairwise import Pair, judge_pairs, model_is_second
+    from tunesmith.llm.client import LLM
+    from tunesmith.llm.fake import FakeBackend
+
+    backend = FakeBackend(responses=["M"])
+    same = Pair(key="k", instruction="Q?", input="", model_output="same ", baseline_output="same",
+                generator="m", baseline="b")  # fmt: skip
+    [row] = judge_pairs(load_judge("preference_logprob"), LLM(backend), [same])
+    assert row["preference"] == 1.5 and row["calls"] == [] and backend.calls == 0
+    spec = load_judge("preference_logprob")
+    pairs = [dataclasses.replace(same, instruction=f"Q{i}?", key=str(i)) for i in range(400)]
+    orders = [model_is_second(spec, p, seed=0)[0] for p in pairs]
+    assert 150 < sum(orders) < 250  # about half the pairs show the model first
+    assert orders == [model_is_second(spec, p, seed=0)[0] for p in pairs]  # seeded: stable
+    assert orders != [model_is_second(spec, p, seed=1)[0] for p in pairs]
