@@ -176,3 +176,16 @@ def test_agreement() -> None:
     out = agreement([2.0, 1.0, 1.5, 2.0], [2.0, 2.0, 1.5, 1.75])
     assert out["agreement"] == pytest.approx(3 / 4)
     assert out["absolute_agreement"] == pytest.approx(1 - (0 + 1 + 0 + 0.25) / 4)
+
+
+def test_example_pool_file_loads_and_spreads_examples() -> None:
+    from pathlib import Path
+
+    from tunesmith.judge.pool import load_pool
+
+    pool = load_pool(Path(__file__).resolve().parents[2] / "examples/judges/alpacafarm_pool.yaml")
+    assert pool.label_noise == 0.25 and len(pool.annotators) == 4
+    assert pool.annotators[1].spec.sampling["temperature"] == 0.7
+    picks = [pool.pick(f"example {i}").name for i in range(2000)]
+    counts = {a.name: picks.count(a.name) for a in pool.annotators}
+    assert all(400 < n < 600 for n in counts.values())  # a seeded hash spreads them evenly
