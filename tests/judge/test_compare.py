@@ -238,6 +238,8 @@ def test_cli_pool_and_agreement(files, tmp_path) -> None:  # type: ignore[no-unt
     assert res.exit_code == 0, res.output
     rows = read_rows(tmp_path / "pool")
     assert {r["annotator"] for r in rows} <= {"cold", "warm"} and len(rows) == 6
+    summary = json.loads((tmp_path / "pool" / "summary.json").read_text())
+    assert set(summary["per_annotator"]) == {r["annotator"] for r in rows}
     manifest = json.loads((tmp_path / "pool" / "manifest.json").read_text())
     assert manifest["config"]["judging"]["label_noise"] == 0.25
     res = runner.invoke(app, ["eval", "compare", str(files[0]), str(files[1]), "--out",

@@ -229,6 +229,7 @@ def summarize(
         baseline=_one(rows, "baseline"),
         judge=_one(rows, "judge"),
         per_category=winrate.by_category(prefs, [r.get("category") for r in rows]),
+        per_annotator=winrate.by_category(prefs, [r.get("annotator") for r in rows]),
         position_bias=winrate.position_bias([r.get("calls") or [] for r in rows]),
         failures=_failures(rows),
         excerpts=_excerpts(rows),
