@@ -101,7 +101,7 @@ _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tunesmith leaderboard</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
 .bar{display:inline-block;height:12px;vertical-align:middle}
 .w{background:#2a9d8f}.t{background:#bbb}.l{background:#e76f51}
 .err{position:relative;display:inline-block;width:200px;height:12px;background:#eee}
