@@ -75,3 +75,26 @@ def test_eval_generate_writes_alpaca_eval_outputs(tmp_path: Path) -> None:
     assert [r["dataset"] for r in rows] == ["c"] * 3
     # the folder reads back as an outputs file for eval compare
     assert [r.meta["generator"] for r in read_eval_set(out)] == ["mine"] * 3
+
+
+@pytest.mark.integration
+def test_eval_generate_through_transformers(tmp_path: Path) -> None:
+    """Any backend: the local transformers runtime (as for a tuned model folder) writes the
+    outputs file, greedy answers equal to the backend's own."""
+    pytest.importorskip("transformers")
+    from tunesmith.llm.base import Request, SamplingParams
+    from tunesmith.llm.transformers import TransformersBackend
+
+    evalset = _jsonl(tmp_path / "q.jsonl", [{"question_id": 1, "turns": ["Name a fruit."]}])
+    out = tmp_path / "tf"
+    res = CliRunner().invoke(app, ["eval", "generate", str(evalset), "--out", str(out),
+                                   "--backend", "transformers", "--max-tokens", "5",
+                                   "--temperature", "0", "--name", "tuned"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    [row] = json.loads((out / "outputs.json").read_text())
+    backend = TransformersBackend(threads=1)
+    got: dict[int, str] = {}
+    req = Request.chat([{"role": "user", "content": "Name a fruit."}],
+                       SamplingParams(temperature=0, top_p=0.9, max_tokens=5))  # fmt: skip
+    backend.complete([req], lambda i, c: got.__setitem__(i, c[0].text))
+    assert row["generator"] == "tuned" and row["output"] == got[0].strip() != ""
