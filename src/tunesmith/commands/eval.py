@@ -140,6 +140,9 @@ def compare(
         retry_failed=retry_failed,
     )  # fmt: skip
     typer.echo(_line(summary))
+    for category, t in (summary.get("per_category") or {}).items():
+        if len(summary["per_category"]) > 1:  # SeDi-Instruct's Win/Tie/Lose per test set
+            typer.echo(f"  {category}: W/T/L {t['wins']}/{t['ties']}/{t['losses']} (n={t['n']})")
     typer.echo(f"summary -> {out / 'summary.json'}")
 
 
