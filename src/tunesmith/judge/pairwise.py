@@ -118,10 +118,12 @@ def model_is_second(spec: JudgeSpec, pair: Pair, seed: int) -> list[bool]:
 
 def requests_for(spec: JudgeSpec, pair: Pair, seed: int) -> list[tuple[Request, bool]]:
     """(request, model_is_second) per call; for a grading judge the flag says 'is the model's'."""
-    common = {"instruction": pair.instruction, "input": pair.input}
+    # every judge template may use the reference answer and the category (None when absent)
+    common = {"instruction": pair.instruction, "input": pair.input,
+              "reference": pair.reference, "category": pair.category}  # fmt: skip
     if not spec.is_pairwise:
         return [
-            (spec.request(output=out, reference=pair.reference, **common), is_model)
+            (spec.request(output=out, **common), is_model)
             for out, is_model in ((pair.model_output, True), (pair.baseline_output, False))
         ]
     out = []

@@ -17,8 +17,9 @@ A judge file (``prompts/judges/<name>.yaml`` in the package, or any path a user 
     scale: [1, 10]                 # score range for score parsers
 
 Adding a judge is adding two files; no Python. The prompt sees ``instruction``, ``input``,
-``output_1``, ``output_2`` (pairwise), ``output`` and ``reference`` (single grading),
-``id_1``/``id_2`` (the identifiers) and ``scale_low``/``scale_high``. This mirrors alpaca_eval's
+``output_1``, ``output_2`` (pairwise), ``output`` (single grading), ``reference`` and
+``category`` (None when the set has none), ``id_1``/``id_2`` (the identifiers) and
+``scale_low``/``scale_high``. This mirrors alpaca_eval's
 annotator configs (YAML + prompt file) and FastChat's judge prompts (MT-bench, Zheng et al. 2023).
 """
 
