@@ -119,7 +119,7 @@ def model_is_second(spec: JudgeSpec, pair: Pair, seed: int) -> list[bool]:
 def requests_for(spec: JudgeSpec, pair: Pair, seed: int) -> list[tuple[Request, bool]]:
     """(request, model_is_second) per call; for a grading judge the flag says 'is the model's'."""
     # every judge template may use the reference answer and the category (None when absent)
-    common = {"instruction": pair.instruction, "input": pair.input,
+    common: dict[str, Any] = {"instruction": pair.instruction, "input": pair.input,
               "reference": pair.reference, "category": pair.category}  # fmt: skip
     if not spec.is_pairwise:
         return [
