@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from tunesmith.llm.base import Completion, Request, SamplingParams
 from tunesmith.llm.cache import request_key
-from tunesmith.llm.openai_compat import OpenAICompatBackend, _parse_choices
+from tunesmith.llm.openai_compat import OpenAICompatBackend
+
+try:  # the response parsing moves to openai_wire.py (accounting, issue 10)
+    from tunesmith.llm.openai_wire import (  # type: ignore[import-not-found]
+        parse_choices as _parse_choices,
+    )
+except ImportError:
+    from tunesmith.llm.openai_compat import _parse_choices
 
 
 def test_cache_keys_without_top_logprobs_are_unchanged() -> None:
