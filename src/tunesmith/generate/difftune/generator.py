@@ -168,11 +168,11 @@ def run_difftune(
     backend: Backend | None = None,
 ) -> RunDir:  # fmt: skip
     """Run ``gen`` into the run folder ``out`` (rerun to resume: finished rounds are not redone)."""
-    from tunesmith.generate.pipeline import check_resume
+    from tunesmith.generate.difftune.train import check_resume
 
     run_config = {"method": "difftune", "params": gen.config(),
                   "llm": config.to_manifest() if config else None}  # fmt: skip
-    check_resume(Path(out), run_config)
+    check_resume(Path(out), run_config, "generated")
     run = RunDir.open(out, method="difftune", config=run_config)
     gen.setup()
     state = run.load_state()

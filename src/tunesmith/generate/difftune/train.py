@@ -84,17 +84,24 @@ def batch_indices(step: int, batch: int, n: int, seed: int) -> list[int]:
     return out
 
 
+def check_resume(out: Path, config: dict[str, Any], what: str = "trained") -> None:
+    """A folder that already holds a run must have been made with the identical config."""
+    manifest = out / "manifest.json"
+    if not manifest.exists():
+        return
+    old = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
+    new = json.loads(json.dumps(config, default=str))
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            raise ConfigError(
+                f"{out} was {what} with {key}={old.get(key)!r}, not {new.get(key)!r}; "
+                "use another --out for a new run"
+            )
+
+
 def open_folder(out: Path, config: dict[str, Any]) -> RunDir:
     """Create or resume the run folder; a resumed folder must hold the identical config."""
-    manifest = out / "manifest.json"
-    if manifest.exists():
-        old = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
-        for key in sorted(set(old) | set(config)):
-            if old.get(key) != config.get(key):
-                raise ConfigError(
-                    f"{out} was trained with {key}={old.get(key)!r}, not {config.get(key)!r}; "
-                    "use another --out to train a new model"
-                )
+    check_resume(out, config)
     return RunDir.open(out, method="difftune", config=config)
 
 
