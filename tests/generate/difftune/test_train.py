@@ -18,7 +18,6 @@ from tunesmith.errors import ConfigError
 from tunesmith.generate.difftune.config import DiffTuneConfig
 from tunesmith.generate.difftune.sample import load_model
 from tunesmith.generate.difftune.train import batch_ids, read_log, train_difftune
-from tunesmith.records import Record
 
 from .conftest import CORPUS, OVERRIDES, config, records
 
