@@ -103,6 +103,8 @@ def generate_difftune_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the request cache."),
     max_cost: float = typer.Option(None, "--max-cost", help="Stop before this many USD."),
     max_calls: int = typer.Option(None, "--max-calls", help="Stop before this many calls."),
+    force_new: bool = typer.Option(False, "--force-new", help="Set an existing run aside."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Resend failed rows."),
 ) -> None:
     """Sample instructions from a DiffTune model, filter by perplexity, respond with an LLM."""
     import torch
@@ -121,7 +123,8 @@ def generate_difftune_cmd(
                             seed=seed)  # fmt: skip
     config = llm_config(backend, llm_model, base_url, api_key_env, threads, cache, no_cache,
                         max_cost, max_calls)  # fmt: skip
-    run = run_difftune(gen, out, config=config if respond else None)
+    run = run_difftune(gen, out, config=config if respond else None, force_new=force_new,
+                       retry_failed=retry_failed)  # fmt: skip
     s = run.manifest.get("summary", {})
     typer.echo(f"kept {s.get('kept', 0)} of {s.get('instructions', 0)} instructions after "
                f"{s.get('rounds', 0)} rounds -> {run.path}")  # fmt: skip

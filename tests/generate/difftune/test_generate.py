@@ -84,3 +84,10 @@ def test_responses_from_the_embedded_model(trained: Path, tmp_path: Path) -> Non
         == 2
     )
     assert all(r["output"].strip() for r in kept)
+
+
+def test_registered_as_a_generator() -> None:
+    from tunesmith import registry
+    from tunesmith.generate.difftune.generator import DiffTuneGenerator
+
+    assert registry.generators.get("difftune") is DiffTuneGenerator

@@ -16,11 +16,10 @@ Run folder: ``kept.jsonl`` (instructions with responses), ``rejected.jsonl`` (``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import BudgetExceeded
+from tunesmith.driver import RunDriver
 from tunesmith.filters.heuristics import HeuristicFilter
 from tunesmith.filters.novelty import NoveltyFilter
 from tunesmith.filters.perplexity import PerplexityFilter
@@ -34,10 +33,9 @@ from tunesmith.generate.difftune.sample import (
 from tunesmith.generate.respond import ResponseGenerator
 from tunesmith.llm.base import Backend
 from tunesmith.llm.client import LLM
-from tunesmith.llm.factory import LLMConfig, make_llm
+from tunesmith.llm.factory import LLMConfig
 from tunesmith.records import Record
-from tunesmith.runs import RunDir
-from tunesmith.stages import StageResult
+from tunesmith.stages import Rejected, StageResult
 
 #: Phrases that mark a response as invalid: a refusal, or the model saying it lacks context.
 INVALID_RESPONSE_PHRASES = (
@@ -108,114 +106,97 @@ class DiffTuneGenerator:
             for i, row in enumerate(rows)
         ]  # fmt: skip
 
-    def curate(
-        self, records: list[Record], kept_texts: list[str]
-    ) -> tuple[list[Record], list[tuple[str, Any]]]:
-        """Drop empty/duplicate texts, then perplexity, then novelty. Returns (kept, rejections)."""
-        rejections: list[tuple[str, Any]] = []
+    def curate(self, records: list[Record], kept_texts: list[str]) -> StageResult:
+        """Drop empty/repeated texts, then perplexity, then novelty (each rejection names it)."""
+        out = StageResult()
         seen, fresh = set(kept_texts), []
         for rec in records:
             key = rec.instruction.strip().lower()
             if not key or key in seen:
-                rejections.append(("duplicate", _rej(rec, None, "empty or repeated instruction")))
+                out.rejected.append(
+                    Rejected(rec, None, "empty or repeated instruction", "duplicate")
+                )
             else:
                 seen.add(key)
                 fresh.append(rec)
         result = self._ppl.run(fresh) if fresh else StageResult()
-        rejections += [("ppl", r) for r in result.rejected]
+        out.rejected += [dataclasses.replace(r, stage="ppl") for r in result.rejected]
         kept = result.kept
         if self.novelty is not None and kept:
             assert self._model is not None
             pool = kept_texts + (self._model.train_texts if self.novelty_vs_train else [])
-            flt = NoveltyFilter(self.novelty, pool=pool)
-            decisions = flt.check([r.instruction for r in kept])
-            rejections += [("novelty", _rej(r, d.max_score, "ROUGE-L above threshold"))
-                           for r, d in zip(kept, decisions, strict=True) if not d.kept]  # fmt: skip
-            kept = [
-                r.with_scores(rouge_l_max=d.max_score)
-                for r, d in zip(kept, decisions, strict=True)
-                if d.kept
-            ]
-        return kept, rejections
+            decisions = NoveltyFilter(self.novelty, pool=pool).check([r.instruction for r in kept])
+            for rec, d in zip(kept, decisions, strict=True):
+                if not d.kept:
+                    out.rejected.append(
+                        Rejected(rec, d.max_score, "ROUGE-L above threshold", "novelty")
+                    )
+            kept = [r.with_scores(rouge_l_max=d.max_score)
+                    for r, d in zip(kept, decisions, strict=True) if d.kept]  # fmt: skip
+        out.kept = kept
+        return out
 
-    def responses(
-        self, records: list[Record], llm: LLM
-    ) -> tuple[list[Record], list[tuple[str, Any]]]:
+    def responses(self, records: list[Record], llm: LLM) -> StageResult:
         """LLM responses, then the invalid-response filter."""
         answered = ResponseGenerator(max_tokens=self.max_tokens).run(records, llm)
-        rejections: list[tuple[str, Any]] = [("respond", r) for r in answered.rejected]
         checked = HeuristicFilter(output_blacklist=INVALID_RESPONSE_PHRASES, english_only=False,
                                   drop_duplicate_outputs=False).run(answered.kept)  # fmt: skip
-        rejections += [("invalid_response", r) for r in checked.rejected]
-        return checked.kept, rejections
-
-
-def _rej(record: Record, score: Any, reason: str) -> Any:
-    from tunesmith.stages import Rejected
-
-    return Rejected(record, score=score, reason=reason)
-
-
-def write_rejections(run: RunDir, rejections: list[tuple[str, Any]]) -> None:
-    for stage in sorted({s for s, _ in rejections}):
-        rows = [r for s, r in rejections if s == stage]
-        run.write_rejected([r.record for r in rows], stage=stage,
-                           scores=[r.score for r in rows], reasons=[r.reason for r in rows])  # fmt: skip
+        rejected = [dataclasses.replace(r, stage="invalid_response") for r in checked.rejected]
+        return StageResult(kept=checked.kept, rejected=answered.rejected + rejected,
+                           failed=answered.failed)  # fmt: skip
 
 
 def run_difftune(
     gen: DiffTuneGenerator, out: str | Path, *, config: LLMConfig | None = None,
-    backend: Backend | None = None,
-) -> RunDir:  # fmt: skip
-    """Run ``gen`` into the run folder ``out`` (rerun to resume: finished rounds are not redone)."""
-    from tunesmith.generate.difftune.train import check_resume
+    backend: Backend | None = None, force_new: bool = False, retry_failed: bool = False,
+) -> RunDriver:  # fmt: skip
+    """Run ``gen`` into the run folder ``out`` (rerun to resume: finished rounds are not redone).
 
-    run_config = {"method": "difftune", "params": gen.config(),
-                  "llm": config.to_manifest() if config else None}  # fmt: skip
-    check_resume(Path(out), run_config, "generated")
-    run = RunDir.open(out, method="difftune", config=run_config)
-    gen.setup()
-    state = run.load_state()
+    ``state.json`` holds the rounds done and the instructions awaiting responses; the driver
+    writes kept, rejected and failed rows, the ledger and one event per round and batch.
+    """
+    run_config = {"params": gen.config(), "llm": config.to_manifest() if config else None}
+    with RunDriver.open(out, method="difftune", config=run_config, force_new=force_new,
+                        retry_failed=retry_failed,
+                        resumable=("num_instructions", "max_rounds")) as driver:  # fmt: skip
+        gen.setup()
+        pending, round_no = sample_rounds(gen, driver)
+        summary: dict[str, Any] = {"rounds": round_no, "instructions": len(pending)}
+        if gen.respond and config is not None:
+            respond_all(gen, driver, pending, config, backend)
+        else:
+            driver.write_kept(pending)
+        driver.finish("done", **summary, **driver.counts())
+    return driver
+
+
+def sample_rounds(gen: DiffTuneGenerator, driver: RunDriver) -> tuple[list[Record], int]:
+    """Sample and curate until ``num_instructions`` pass or ``max_rounds`` (DiffTune: ~2)."""
+    state = driver.run.load_state()
     pending = [Record(**r) for r in state.get("pending", [])]
     round_no = int(state.get("round", 0))
     while len(pending) < gen.num_instructions and round_no < gen.max_rounds:
         cands = gen.candidates(round_no, gen.num_instructions - len(pending))
-        kept, rejections = gen.curate(cands, [r.instruction.strip().lower() for r in pending])
-        write_rejections(run, rejections)
-        pending += kept
+        result = gen.curate(cands, [r.instruction.strip().lower() for r in pending])
+        pending += result.kept
+        event = {"batch": round_no, "generated": len(cands), "passed": len(result.kept),
+                 "total": len(pending)}  # fmt: skip
+        driver.report(result, "sample", keep=False, event=event)
         round_no += 1
-        run.save_state({"round": round_no, "pending": [r.to_dict() for r in pending]})
-        run.log_event(round=round_no, generated=len(cands), kept=len(kept), total=len(pending))
-    pending = pending[: gen.num_instructions]
-    summary = {"rounds": round_no, "instructions": len(pending)}
-    if gen.respond and config is not None:
-        summary.update(respond_all(gen, run, pending, config, backend))
-    else:
-        run.write_kept(pending)
-    run.finish("done", kept=len(run.kept_ids()), **summary)
-    return run
+        driver.run.save_state({"round": round_no, "pending": [r.to_dict() for r in pending]})
+    return pending[: gen.num_instructions], round_no
 
 
 def respond_all(
-    gen: DiffTuneGenerator, run: RunDir, pending: list[Record], config: LLMConfig,
+    gen: DiffTuneGenerator, driver: RunDriver, pending: list[Record], config: LLMConfig,
     backend: Backend | None,
-) -> Mapping[str, Any]:  # fmt: skip
-    """Responses in batches of 16 (each batch's rows and ledger saved before the next)."""
-    ledger = run.load_ledger()
-    llm = make_llm(config, ledger=ledger, backend=backend)
-    done = run.kept_ids() | run.rejected_ids()
+) -> None:  # fmt: skip
+    """Responses in batches of 16, each batch's rows and ledger saved before the next."""
+    done = driver.done_ids()
     todo = [r for r in pending if r.id not in done]
+    llm = driver.make_llm(config, backend=backend)
     try:
         for start in range(0, len(todo), 16):
-            kept, rejections = gen.responses(todo[start : start + 16], llm)
-            run.save_ledger(ledger)
-            run.write_kept(kept)
-            write_rejections(run, rejections)
-    except BudgetExceeded:
-        run.save_ledger(ledger)
-        run.finish("stopped (budget)", kept=len(run.kept_ids()))
-        raise
+            driver.report(gen.responses(todo[start : start + 16], llm), "respond")
     finally:
         llm.close()
-    run.save_ledger(ledger)
-    return {"calls": ledger.total().calls}
