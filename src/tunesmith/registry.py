@@ -116,7 +116,7 @@ BUILTINS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
          ("self-instruct",)),
         ("alpaca", "tunesmith.generate.alpaca:AlpacaGenerator", ()),
         ("sedi", "tunesmith.generate.sedi:SediGenerator", ()),
-        ("difftune", "tunesmith.generate.difftune.generator:DiffTuneGenerator", ()),
+        ("difftune", "tunesmith.generate.difftune:DiffTuneGenerator", ()),
     ],
 }  # fmt: skip
 

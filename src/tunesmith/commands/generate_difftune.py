@@ -109,7 +109,8 @@ def generate_difftune_cmd(
     """Sample instructions from a DiffTune model, filter by perplexity, respond with an LLM."""
     import torch
 
-    from tunesmith.generate.difftune.generator import DiffTuneGenerator, run_difftune
+    from tunesmith.generate.difftune import DiffTuneGenerator
+    from tunesmith.generate.difftune.run import run_difftune
     from tunesmith.generate.difftune.sample import SamplingSettings
 
     torch.set_num_threads(threads or int(os.environ.get("TUNESMITH_THREADS", "1")))
