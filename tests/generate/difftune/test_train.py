@@ -75,3 +75,22 @@ def test_resume_refuses_another_config(trained: Path) -> None:
     with pytest.raises(ConfigError, match="steps"):
         train_difftune(records(), trained, DiffTuneConfig.from_preset("tiny", **{**OVERRIDES, "steps": 81}),
                        data_source="corpus", progress=False)  # fmt: skip
+
+
+def test_denoiser_settings_may_change_before_its_first_checkpoint(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    shutil.rmtree(out / "checkpoints")
+    (out / "model" / "denoiser.safetensors").unlink()
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["summary"] = {}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    cfg = DiffTuneConfig.from_preset("tiny", **{**OVERRIDES, "steps": 5, "dim": 32})
+    summary = train_difftune(records(), out, cfg, data_source="corpus", progress=False)
+    assert summary["steps"] == 5
+    assert json.loads((out / "manifest.json").read_text())["config"]["dim"] == 32
+    with pytest.raises(ConfigError, match="steps"):  # once the denoiser has a checkpoint: no
+        train_difftune(records(), out, DiffTuneConfig.from_preset("tiny", **{**OVERRIDES, "steps": 6, "dim": 32}),
+                       data_source="corpus", progress=False)  # fmt: skip

@@ -99,8 +99,24 @@ def check_resume(out: Path, config: dict[str, Any], what: str = "trained") -> No
             )
 
 
+#: Settings only the denoiser phase reads: they may change while that phase has not started.
+DENOISER_KEYS = ("dim", "layers", "heads", "diffusion_steps", "schedule", "objective", "loss",
+                 "self_condition_prob", "steps", "lr", "batch_size", "warmup_steps",
+                 "weight_decay", "clip", "ema_decay")  # fmt: skip
+
+
 def open_folder(out: Path, config: dict[str, Any]) -> RunDir:
-    """Create or resume the run folder; a resumed folder must hold the identical config."""
+    """Create or resume the run folder; a resumed folder must hold the identical config.
+
+    The denoiser's settings may still change once the autoencoder is trained and before the
+    first denoiser checkpoint (nothing trained so far depends on them).
+    """
+    manifest = out / "manifest.json"
+    if manifest.exists() and not checkpoints(out, "denoiser"):
+        if (out / "model" / "autoencoder" / "config.json").exists():
+            old = json.loads(manifest.read_text(encoding="utf-8"))
+            old["config"].update({k: config[k] for k in DENOISER_KEYS})
+            manifest.write_text(json.dumps(old, indent=2), encoding="utf-8")
     check_resume(out, config)
     return RunDir.open(out, method="difftune", config=config)
 
