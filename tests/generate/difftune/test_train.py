@@ -77,7 +77,9 @@ def test_resume_refuses_another_config(trained: Path) -> None:
                        data_source="corpus", progress=False)  # fmt: skip
 
 
-def test_denoiser_settings_may_change_before_its_first_checkpoint(trained: Path, tmp_path: Path) -> None:
+def test_denoiser_settings_may_change_before_its_first_checkpoint(
+    trained: Path, tmp_path: Path
+) -> None:
     import shutil
 
     out = tmp_path / "run"

@@ -112,11 +112,11 @@ def open_folder(out: Path, config: dict[str, Any]) -> RunDir:
     first denoiser checkpoint (nothing trained so far depends on them).
     """
     manifest = out / "manifest.json"
-    if manifest.exists() and not checkpoints(out, "denoiser"):
-        if (out / "model" / "autoencoder" / "config.json").exists():
-            old = json.loads(manifest.read_text(encoding="utf-8"))
-            old["config"].update({k: config[k] for k in DENOISER_KEYS})
-            manifest.write_text(json.dumps(old, indent=2), encoding="utf-8")
+    ae_done = (out / "model" / "autoencoder" / "config.json").exists()
+    if manifest.exists() and ae_done and not checkpoints(out, "denoiser"):
+        old = json.loads(manifest.read_text(encoding="utf-8"))
+        old["config"].update({k: config[k] for k in DENOISER_KEYS})
+        manifest.write_text(json.dumps(old, indent=2), encoding="utf-8")
     check_resume(out, config)
     return RunDir.open(out, method="difftune", config=config)
 
