@@ -105,6 +105,7 @@ def generate_difftune_cmd(
     max_calls: int = typer.Option(None, "--max-calls", help="Stop before this many calls."),
     force_new: bool = typer.Option(False, "--force-new", help="Set an existing run aside."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Resend failed rows."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
 ) -> None:
     """Sample instructions from a DiffTune model, filter by perplexity, respond with an LLM."""
     import torch
@@ -128,7 +129,11 @@ def generate_difftune_cmd(
                        retry_failed=retry_failed)  # fmt: skip
     s = run.manifest.get("summary", {})
     typer.echo(f"kept {s.get('kept', 0)} of {s.get('instructions', 0)} instructions after "
-               f"{s.get('rounds', 0)} rounds -> {run.path}")  # fmt: skip
+               f"{s.get('rounds', 0)} rounds, rejected {s.get('rejected', 0)} -> {run.path}")  # fmt: skip
+    if report:
+        from tunesmith.report import write_run_report
+
+        typer.echo(f"report -> {write_run_report(run.path, metrics='cheap')}")
 
 
 def parse_settings(pairs: list[str] | None) -> dict[str, Any]:

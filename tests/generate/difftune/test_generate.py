@@ -36,6 +36,7 @@ def test_generate_keeps_n_with_responses_and_resumes(trained: Path, tmp_path: Pa
         manifest["status"] == "done" and manifest["config"]["params"]["sampling"]["num_beams"] == 2
     )
     assert json.loads((out / "ledger.json").read_text())
+    assert (out / "report.html").exists()
     rejected = rows(out / "rejected.jsonl")
     assert all(r["rejected_by"] == "duplicate" for r in rejected)  # only repeats are dropped
     generate(trained, out, "-n", "3", "--ppl-threshold", "1e9", "--backend", "fake")
@@ -46,7 +47,18 @@ def test_perplexity_filter_rejects_with_the_score_and_resamples(
     trained: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    generate(trained, out, "-n", "2", "--ppl-threshold", "1", "--max-rounds", "2", "--no-respond")
+    generate(
+        trained,
+        out,
+        "-n",
+        "2",
+        "--ppl-threshold",
+        "1",
+        "--max-rounds",
+        "2",
+        "--no-respond",
+        "--no-report",
+    )
     assert not rows(out / "kept.jsonl")
     rejected = [r for r in rows(out / "rejected.jsonl") if r["rejected_by"] == "ppl"]
     assert rejected and all(r["score"] > 1 and r["scores"]["ppl"] == r["score"] for r in rejected)
@@ -57,7 +69,7 @@ def test_perplexity_filter_rejects_with_the_score_and_resamples(
 def test_strategies_and_novelty(trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     generate(trained, out, "-n", "2", "--strategy", "student_t", "--ppl-threshold", "1e9",
-             "--novelty", "0.0", "--sampler", "ddim", "--no-respond")  # fmt: skip
+             "--novelty", "0.0", "--sampler", "ddim", "--no-respond", "--no-report")  # fmt: skip
     kept = rows(out / "kept.jsonl")
     # novelty 0.0 keeps only instructions sharing no word with earlier kept ones
     assert kept and all(r["meta"]["strategy"] == "student_t" for r in kept)
