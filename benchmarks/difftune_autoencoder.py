@@ -45,6 +45,8 @@ def minilm() -> tuple[Any, Any, Any]:
     model.config.decoder_start_token_id = tok.cls_token_id
     model.config.pad_token_id = tok.pad_token_id
     model.config.eos_token_id = tok.sep_token_id
+    for key in ("decoder_start_token_id", "pad_token_id", "eos_token_id"):
+        setattr(model.generation_config, key, getattr(model.config, key))
 
     def loss(ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         labels = ids.masked_fill(attn == 0, -100)
@@ -89,14 +91,17 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--only", choices=["scratch", "minilm"], default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rows, held = split()
     train = [r.instruction for r in rows[:4000]]
     test = [r.instruction for r in held[:64]]
-    print(run("scratch", *scratch(train), train, test, args.seconds), flush=True)
-    print(run("minilm", *minilm(), train, test, args.seconds), flush=True)
+    if args.only in (None, "scratch"):
+        print(run("scratch", *scratch(train), train, test, args.seconds), flush=True)
+    if args.only in (None, "minilm"):
+        print(run("minilm", *minilm(), train, test, args.seconds), flush=True)
 
 
 if __name__ == "__main__":
