@@ -139,26 +139,33 @@ def sampling(model_dir: Path | None, preset: str, n: int, steps: int) -> dict[st
         diff = GaussianDiffusion(steps=1000, schedule="linear", objective="pred_x0", loss="l1")
         model = DiffTuneModel(ae, tok, den.eval(), diff, DiffTuneConfig.from_preset(preset),
                               {12: 1, 16: 1, 20: 1}, texts)  # fmt: skip
-    settings = SamplingSettings(sampling_steps=steps, batch_size=n)
-    t0 = time.perf_counter()
-    sample_instructions(model, n, settings, seed=0)
-    ours = n / (time.perf_counter() - t0)
-    # reference: the same noise through a hand-written DDIM loop, then bart.generate
-    ddim = SamplingSettings(sampling_steps=steps, sampler="ddim", batch_size=n)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        x_ours, mask, _ = sample_latents(model, n, ddim, g)
-        g = torch.Generator().manual_seed(1)
-        from tunesmith.generate.difftune.noise import draw_noise
-        from tunesmith.generate.difftune.sample import sample_lengths
+    from tunesmith.generate.difftune.noise import draw_noise
+    from tunesmith.generate.difftune.sample import sample_lengths
 
-        lens = sample_lengths(model.lengths, n, g)
-        z, _ = draw_noise((n, max(lens), model.ae.latent_dim), generator=g)
+    # the same work on both sides: seed 1 fixes lengths and noise, DDIM makes the rest fixed
+    ddim = SamplingSettings(sampling_steps=steps, sampler="ddim", batch_size=n)
+
+    def ours() -> float:
         t0 = time.perf_counter()
-        x_ref = plain_ddim(model, z, mask, steps)
-        model.ae.generate(x_ref, mask, **settings.decoding())
-        ref = n / (time.perf_counter() - t0)
-    return {"sample_tunesmith": ours, "sample_plain": ref,
+        sample_instructions(model, n, ddim, seed=1)
+        return n / (time.perf_counter() - t0)
+
+    def reference() -> tuple[float, torch.Tensor]:
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            lens = sample_lengths(model.lengths, n, g)
+            mask = torch.arange(max(lens)).unsqueeze(0) < torch.tensor(lens).unsqueeze(1)
+            z, _ = draw_noise((n, max(lens), model.ae.latent_dim), generator=g)
+            x_ref = plain_ddim(model, z, mask, steps)
+            model.ae.generate(x_ref, mask, **ddim.decoding())
+            return n / (time.perf_counter() - t0), x_ref
+
+    runs = [(ours(), reference()) for _ in range(2)]  # alternate, keep the best of each
+    with torch.no_grad():
+        x_ours, _, _ = sample_latents(model, n, ddim, torch.Generator().manual_seed(1))
+    x_ref = runs[0][1][1]
+    return {"sample_tunesmith": max(r[0] for r in runs), "sample_plain": max(r[1][0] for r in runs),
             "ddim_max_abs_diff": float((x_ours - x_ref).abs().max())}  # fmt: skip
 
 

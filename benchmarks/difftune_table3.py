@@ -66,8 +66,8 @@ def train(work: Path, preset: str, **overrides: Any) -> dict[str, Any]:
 
 def sample_strategy(
     model: Any, strategy: str, n: int, steps: int, seed: int
-) -> tuple[list[Any], list[Any], float]:
-    """n sampled instructions through the perplexity filter: (kept, rejected, seconds)."""
+) -> tuple[list[Any], float]:
+    """n sampled instructions scored by the perplexity filter: (records with ppl, seconds)."""
     from tunesmith.filters.perplexity import PerplexityFilter
     from tunesmith.generate.difftune.sample import SamplingSettings, sample_instructions
     from tunesmith.records import Record
@@ -76,84 +76,103 @@ def sample_strategy(
     settings = SamplingSettings(strategy=strategy, sampling_steps=steps, batch_size=32)
     rows = sample_instructions(model, n, settings, seed=seed)
     records = [Record(id=f"{strategy}-{i}", instruction=r["text"]) for i, r in enumerate(rows)]
-    result = PerplexityFilter(threshold=150.0).run(records)
-    return result.kept, result.rejected, time.time() - t0
+    return PerplexityFilter(threshold=None).score(records), time.time() - t0
+
+
+def ppl_summary(records: list[Any]) -> dict[str, Any]:
+    values = sorted(r.scores["ppl"] for r in records)
+    if not values:
+        return {"ppl_mean": None, "ppl_median": None}
+    return {"ppl_mean": sum(values) / len(values), "ppl_median": values[len(values) // 2]}
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    """Sample every strategy, filter, and compute Table 3's columns beside the held-out split."""
+    """Sample every strategy, filter at 150, compute Table 3's columns beside the held-out split.
+
+    Metrics are computed twice: on all n samples (equal sizes, before the filter) and on the
+    first k kept of each strategy, k the smallest kept count (rep-n and Self-BLEU depend on
+    set size, so sets are compared at equal size).
+    """
+    from tunesmith.filters.perplexity import PerplexityFilter
     from tunesmith.generate.difftune.sample import load_model
     from tunesmith.metrics.stats import compute_stats
 
     train_rows, held_out = split()
     test, reference = held_out[: len(held_out) // 2], held_out[len(held_out) // 2 :]
     model = load_model(args.work / "model_run")
-    runs = {}
+    sampled = {}
     for i, strategy in enumerate(STRATEGIES):
-        kept, rejected, secs = sample_strategy(
+        sampled[strategy], secs = sample_strategy(
             model, strategy, args.samples, args.sampling_steps, i
         )
-        runs[strategy] = {"kept": kept, "rejected": rejected, "seconds": secs}
-        print(f"{strategy}: kept {len(kept)}/{args.samples} in {secs:.0f}s", flush=True)
-    k = min(len(r["kept"]) for r in runs.values())
-    sets = {"held-out test split": random.Random(0).sample(test, k)}
-    sets.update({s: r["kept"][:k] for s, r in runs.items()})
-    metrics = ["rep_n", "self_bleu", "memorization", "mauve", "perplexity"]
-    table = {}
-    for name, recs in sets.items():
-        table[name] = compute_stats(recs, name=name, reference=reference, train=train_rows,
-                                    metrics=metrics, seed=0)  # fmt: skip
-        if name in runs:
-            r = runs[name]
-            table[name]["kept_share"] = len(r["kept"]) / args.samples
-            table[name]["seconds"] = r["seconds"]
-            table[name]["examples"] = [x.instruction for x in r["kept"][:5]]
-    return {"k": k, "table": table}
+        print(f"{strategy}: {args.samples} sampled in {secs:.0f}s", flush=True)
+    kept = {s: [r for r in recs if r.scores["ppl"] < 150] for s, recs in sampled.items()}
+    k = max(2, min(len(v) for v in kept.values()))
+    test_sample = PerplexityFilter(threshold=None).score(
+        random.Random(0).sample(test, args.samples)
+    )
+    metrics = ["rep_n", "self_bleu", "memorization", "mauve"]
+    tables: dict[str, dict[str, Any]] = {"before filter": {}, "after filter": {}}
+    for label, sets in (
+        ("before filter", {"held-out test split": test_sample, **sampled}),
+        (
+            "after filter",
+            {"held-out test split": test_sample[:k], **{s: v[:k] for s, v in kept.items()}},
+        ),
+    ):
+        for name, recs in sets.items():
+            row = compute_stats(recs, name=name, reference=reference, train=train_rows,
+                                metrics=metrics, seed=0)  # fmt: skip
+            row.update(ppl_summary(recs), size=len(recs))
+            row["kept_share"] = sum(r.scores["ppl"] < 150 for r in sampled.get(name, recs)) / len(
+                sampled.get(name, recs)
+            )
+            tables[label][name] = row
+    examples = {s: [r.instruction for r in v[:5]] for s, v in kept.items()}
+    return {"k": k, "tables": tables, "examples": examples}
+
+
+COLS = ["rep_2", "rep_3", "rep_4", "diversity", "self_bleu", "memorization", "mauve", "ppl_mean",
+        "ppl_median"]  # fmt: skip
+
+
+def render_table(table: dict[str, Any]) -> str:
+    lines = ["| set | n | ppl < 150 | " + " | ".join(COLS) + " |", "|" + " --- |" * (len(COLS) + 3)]
+    for name, row in table.items():
+        vals = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c)) for c in COLS]
+        lines.append(
+            f"| {name} | {row['size']} | {row['kept_share']:.0%} | " + " | ".join(vals) + " |"
+        )
+    return "\n".join(lines)
 
 
 def render(result: dict[str, Any], args: argparse.Namespace, trained: dict[str, Any]) -> str:
-    cols = [
-        "rep_2",
-        "rep_3",
-        "rep_4",
-        "diversity",
-        "self_bleu",
-        "memorization",
-        "mauve",
-        "ppl_mean",
+    examples = [
+        f"- *{name}*: {text}" for name, texts in result["examples"].items() for text in texts
     ]
-    lines = [
-        "| set | kept (ppl < 150) | " + " | ".join(cols) + " |",
-        "|" + " --- |" * (len(cols) + 2),
-    ]
-    for name, row in result["table"].items():
-        kept = f"{row['kept_share']:.0%}" if "kept_share" in row else "-"
-        vals = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c)) for c in cols]
-        lines.append(f"| {name} | {kept} | " + " | ".join(vals) + " |")
-    examples = []
-    for name, row in result["table"].items():
-        for text in row.get("examples", []):
-            examples.append(f"- *{name}*: {text}")
+    steps = f" --steps {args.steps}" if args.steps else ""
     return f"""## DiffTune Table 3 (reduced reproduction on Alpaca 9K + Dolly 3K)
 
-Command: `TUNESMITH_THREADS=1 .venv/bin/python benchmarks/difftune.py --table3 --work {args.work} --preset {args.preset}{f" --steps {args.steps}" if args.steps else ""} --samples {args.samples} --sampling-steps {args.sampling_steps} --write`
+Command: `TUNESMITH_THREADS=1 .venv/bin/python benchmarks/difftune.py --table3 --work {args.work} --preset {args.preset}{steps} --samples {args.samples} --sampling-steps {args.sampling_steps} --write`
 
 What ran (CPU, 1 thread, 2 shared cores; NOT the paper's scale): the `{args.preset}` preset
-(BART-architecture autoencoder trained from scratch: 2+2 layers x 128, byte-level BPE 4,000;
-denoiser 3 x 256) trained on the 12,225 Alpaca 9K + Dolly 3K rows minus a seeded 10% held-out
-split ({trained.get("ae_steps")} autoencoder + {trained.get("steps")} denoiser steps; the paper trains a 214M model
-300K steps). {args.samples} instructions sampled per strategy (the paper: 1,000) with
-{args.sampling_steps} DDPM steps and Table 8 beam search, filtered at perplexity 150 under
-SmolLM2-135M (the threshold was set for GPT2-Large). Metrics on the first {result["k"]} kept
-instructions of each strategy and on {result["k"]} random rows of half of the held-out split;
-MAUVE against the other half of the held-out split (MiniLM features); memorization against
-the training split; perplexity (mean) under SmolLM2. The full protocol is
-`--samples 1000 --sampling-steps 250` with `--preset paper` (a GPU job).
+(`small`: a BART-architecture autoencoder trained from scratch, 2+2 layers x 128, byte-level BPE
+4,000; a 3 x 256 denoiser) trained on the 12,225 Alpaca 9K + Dolly 3K rows minus a seeded 10%
+held-out split: {trained.get("ae_steps")} autoencoder + {trained.get("steps")} denoiser steps (the paper trains a 214M model
+for 300K steps). {args.samples} instructions sampled per strategy (the paper: 1,000) with
+{args.sampling_steps} DDPM steps and Table 8 beam search; perplexity under SmolLM2-135M, filter
+at 150 (the threshold was set for GPT2-Large). MAUVE against one half of the held-out split
+(MiniLM features), the "test split" row is {args.samples} rows of the other half; memorization
+against the training split. The full protocol is `--samples 1000 --sampling-steps 250` with
+`--preset paper` (a GPU job).
 
-{chr(10).join(lines)}
+Before the filter (all {args.samples} samples of each strategy):
 
-Claim under test: every strategy more diverse than the test split, higher variance more diverse
-still, at some cost in perplexity. See the notes below the samples for what this run shows.
+{render_table(result["tables"]["before filter"])}
+
+After the filter (the first {result["k"]} kept of each strategy, equal sizes):
+
+{render_table(result["tables"]["after filter"])}
 
 Sample kept instructions:
 
