@@ -11,7 +11,7 @@ plain PyTorch reference loop of the same model and batch in the same run.
 
 ``--table3`` runs the Table 3 protocol instead (``benchmarks/difftune_table3.py``).
 
-Run: ``TUNESMITH_THREADS=1 .venv/bin/python benchmarks/difftune.py [--steps 20] [--write]``
+Run: ``TUNESMITH_THREADS=1 .venv/bin/python benchmarks/difftune.py [--train-steps 20] [--write]``
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def render(train: dict[str, float], samp: dict[str, float], args: argparse.Names
     cpu = platform.processor() or platform.machine()
     return f"""## DiffTune speed (CPU, 1 thread)
 
-`TUNESMITH_THREADS=1 .venv/bin/python benchmarks/difftune.py --steps {args.steps} --samples {args.samples} --write`
+`TUNESMITH_THREADS=1 .venv/bin/python benchmarks/difftune.py --train-steps {args.train_steps} --samples {args.samples} --write`
 on {cpu}, torch {torch.__version__}, {os.cpu_count()} cores shared with other jobs (timings are noisy).
 Model: the `{args.preset}` preset (BART {args.preset} autoencoder, denoiser); {"trained model " + str(args.model) if args.model else "freshly initialised weights"}.
 
@@ -205,7 +205,7 @@ def write_section(text: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="small")
-    ap.add_argument("--steps", type=int, default=20, help="training steps timed per loop")
+    ap.add_argument("--train-steps", type=int, default=20, help="training steps timed per loop")
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--sample-steps", type=int, default=250)
     ap.add_argument("--model", type=Path, default=None, help="trained model folder to sample")
@@ -219,7 +219,7 @@ def main() -> None:
         difftune_table3.main()
         return
     torch.set_num_threads(1)
-    train = training(args.preset, args.steps)
+    train = training(args.preset, args.train_steps)
     samp = sampling(args.model, args.preset, args.samples, args.sample_steps)
     text = render(train, samp, args)
     print(text)
