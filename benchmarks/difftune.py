@@ -171,7 +171,7 @@ def sampling(model_dir: Path | None, preset: str, n: int, steps: int) -> dict[st
 
 def render(train: dict[str, float], samp: dict[str, float], args: argparse.Namespace) -> str:
     cpu = platform.processor() or platform.machine()
-    return f"""## DiffTune speed (CPU, 1 thread)
+    return f"""## DiffTune speed (`benchmarks/difftune.py`, CPU, 1 thread)
 
 `TUNESMITH_THREADS=1 .venv/bin/python benchmarks/difftune.py --train-steps {args.train_steps} --samples {args.samples} --write`
 on {cpu}, torch {torch.__version__}, {os.cpu_count()} cores shared with other jobs (timings are noisy).
