@@ -79,6 +79,19 @@ def sample_strategy(
     return PerplexityFilter(threshold=None).score(records), time.time() - t0
 
 
+def cached_samples(args: argparse.Namespace, model: Any, strategy: str, seed: int) -> list[Any]:
+    """A strategy's scored samples, saved under ``--work`` so a rerun does not sample again."""
+    from tunesmith.records import Record
+
+    path = args.work / f"samples_{strategy}_{args.samples}_{args.sampling_steps}.jsonl"
+    if path.exists():
+        return [Record(**json.loads(line)) for line in path.read_text().splitlines()]
+    recs, secs = sample_strategy(model, strategy, args.samples, args.sampling_steps, seed)
+    print(f"{strategy}: {args.samples} sampled in {secs:.0f}s", flush=True)
+    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in recs))
+    return recs
+
+
 def ppl_summary(records: list[Any]) -> dict[str, Any]:
     values = sorted(r.scores["ppl"] for r in records)
     if not values:
@@ -102,19 +115,18 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(args.work / "model_run")
     sampled = {}
     for i, strategy in enumerate(STRATEGIES):
-        sampled[strategy], secs = sample_strategy(
-            model, strategy, args.samples, args.sampling_steps, i
-        )
-        print(f"{strategy}: {args.samples} sampled in {secs:.0f}s", flush=True)
+        sampled[strategy] = cached_samples(args, model, strategy, i)
     kept = {s: [r for r in recs if r.scores["ppl"] < 150] for s, recs in sampled.items()}
-    k = max(2, min(len(v) for v in kept.values()))
-    test_sample = PerplexityFilter(threshold=None).score(
-        random.Random(0).sample(test, args.samples)
-    )
+    k = max(2, min([len(test)] + [len(v) for v in kept.values()]))
+    n_eq = min(args.samples, len(test))  # the held-out half bounds the equal-size comparison
+    test_sample = PerplexityFilter(threshold=None).score(random.Random(0).sample(test, n_eq))
     metrics = ["rep_n", "self_bleu", "memorization", "mauve"]
     tables: dict[str, dict[str, Any]] = {"before filter": {}, "after filter": {}}
     for label, sets in (
-        ("before filter", {"held-out test split": test_sample, **sampled}),
+        (
+            "before filter",
+            {"held-out test split": test_sample, **{s: v[:n_eq] for s, v in sampled.items()}},
+        ),
         (
             "after filter",
             {"held-out test split": test_sample[:k], **{s: v[:k] for s, v in kept.items()}},
@@ -166,7 +178,7 @@ at 150 (the threshold was set for GPT2-Large). MAUVE against one half of the hel
 against the training split. The full protocol is `--samples 1000 --sampling-steps 250` with
 `--preset paper` (a GPU job).
 
-Before the filter (all {args.samples} samples of each strategy):
+Before the filter (the first {min(args.samples, 611)} samples of each strategy; the held-out half has 611 rows):
 
 {render_table(result["tables"]["before filter"])}
 
