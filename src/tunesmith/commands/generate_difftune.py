@@ -48,6 +48,7 @@ def train_difftune_cmd(
     ),
 ) -> None:
     """Train a DiffTune latent diffusion model (autoencoder, then denoiser) on DATA."""
+    require_torch()
     from tunesmith.generate.difftune.config import DiffTuneConfig
     from tunesmith.generate.difftune.train import train_difftune
     from tunesmith.io import read_records
@@ -108,6 +109,7 @@ def generate_difftune_cmd(
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
 ) -> None:
     """Sample instructions from a DiffTune model, filter by perplexity, respond with an LLM."""
+    require_torch()
     import torch
 
     from tunesmith.generate.difftune import DiffTuneGenerator
@@ -134,6 +136,14 @@ def generate_difftune_cmd(
         from tunesmith.report import write_run_report
 
         typer.echo(f"report -> {write_run_report(run.path, metrics='cheap')}")
+
+
+def require_torch() -> None:
+    """DiffTune needs the ``hf`` extra (torch, transformers): say so in one line if missing."""
+    from tunesmith.errors import require
+
+    require("torch", "hf")
+    require("transformers", "hf")
 
 
 def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
