@@ -150,7 +150,7 @@ def render_table(table: dict[str, Any]) -> str:
     for name, row in table.items():
         vals = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c)) for c in COLS]
         lines.append(
-            f"| {name} | {row['size']} | {row['kept_share']:.0%} | " + " | ".join(vals) + " |"
+            f"| {name} | {row['size']} | {row['kept_share']:.1%} | " + " | ".join(vals) + " |"
         )
     return "\n".join(lines)
 
@@ -167,7 +167,7 @@ def render(result: dict[str, Any], args: argparse.Namespace, trained: dict[str, 
 Command: `TUNESMITH_THREADS=1 .venv/bin/python benchmarks/difftune.py --table3 --work {args.work} --preset {args.preset}{steps} --samples {args.samples} --sampling-steps {args.sampling_steps} --relaxed-threshold {args.relaxed_threshold:g} --write`
 
 What ran (CPU, 1 thread, 2 shared cores; NOT the paper's scale): the `{args.preset}` preset
-(`small`: a BART-architecture autoencoder trained from scratch, 2+2 layers x 128, byte-level BPE
+(a BART-architecture autoencoder trained from scratch, 2+2 layers x 128, byte-level BPE
 4,000; a 3 x 256 denoiser) trained on the 12,225 Alpaca 9K + Dolly 3K rows minus a seeded 10%
 held-out split: {trained.get("ae_steps")} autoencoder + {trained.get("steps")} denoiser steps (the paper trains a 214M model
 for 300K steps). {args.samples} instructions sampled per strategy (the paper: 1,000) with
