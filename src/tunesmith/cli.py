@@ -48,13 +48,16 @@ def _root(
 def _register_commands() -> None:
     import tunesmith.commands as pkg
 
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"tunesmith.commands.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(app)
+    modules = [
+        importlib.import_module(f"tunesmith.commands.{info.name}")
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name)
+        if not info.name.startswith("_")
+    ]
+    # Two passes, so a module can add to another's group (``extend``) without importing it.
+    for hook in ("register", "extend"):
+        for module in modules:
+            if (call := getattr(module, hook, None)) is not None:
+                call(app)
 
 
 _register_commands()
