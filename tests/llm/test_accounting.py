@@ -63,13 +63,19 @@ def test_a_folder_killed_before_its_first_ledger_save_keeps_its_calls(tmp_path: 
     cache, backend = RequestCache(tmp_path / "c.sqlite"), FakeBackend()
     folder = tmp_path / "run"
     folder.mkdir()
+    (folder / "manifest.json").write_text('{"started": 1000.5}')
     LLM(backend, cache=cache, ledger=Ledger.load(folder / "ledger.json")).complete(
         [_chat(i) for i in range(3)]
     )
-    resumed = Ledger.load(folder / "ledger.json")  # nothing was saved: same run id from the path
+    resumed = Ledger.load(folder / "ledger.json")  # nothing was saved: same id from the folder
     LLM(backend, cache=cache, ledger=resumed).complete([_chat(i) for i in range(3)])
     assert (resumed.total().calls, resumed.total().cache_hits) == (3, 3)
     assert json.loads(json.dumps(resumed.to_dict()))["synced"] == resumed.synced
+    # the folder deleted and a new run started in its place: the old run's calls are not its own
+    (folder / "manifest.json").write_text('{"started": 2000.25}')
+    fresh = Ledger.load(folder / "ledger.json")
+    LLM(backend, cache=cache, ledger=fresh).complete([_chat(i) for i in range(3)])
+    assert (fresh.total().calls, fresh.total().cache_hits) == (0, 3)
 
 
 def test_max_calls_counts_requests_in_flight_at_concurrency_16(tmp_path: Path) -> None:

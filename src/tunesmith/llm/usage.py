@@ -4,7 +4,8 @@ Prices are USD per 1M input / output tokens per model, from a user-editable YAML
 (``{model: {input: 0.15, output: 0.6}}``). Local backends cost 0 unless the table names them.
 
 **Every paid call is counted once, by the run that paid.** A :class:`Ledger` has a ``run_id``
-(a new run folder's is derived from its path, then kept in ``ledger.json``). When an answer
+(a new run folder's is derived from its path and its manifest's start time, then kept in
+``ledger.json``). When an answer
 arrives, the client stores it in the request cache together with a usage row for this run id, in
 one SQLite transaction (:meth:`tunesmith.llm.cache.RequestCache.put`), and adds it to the ledger.
 ``ledger.json`` is saved later and may miss calls paid just before a SIGKILL or an abort; it also
@@ -120,9 +121,11 @@ class Ledger:
     @classmethod
     def load(cls, path: str | Path) -> Ledger:
         """The ledger saved at ``path`` (a run folder's ``ledger.json``), or a new one whose run
-        id is derived from the folder, so calls paid before its first save still find it."""
+        id is derived from the folder and its manifest, so calls paid before the first save
+        still find it, and a new run in the same place (the folder deleted, or started anew)
+        does not inherit the calls of the one before."""
         p = Path(path)
-        folder_id = "dir:" + str(p.resolve().parent)
+        folder_id = _folder_run_id(p.parent)
         if not p.exists():
             return cls(run_id=folder_id)
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -190,6 +193,20 @@ class Ledger:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
         tmp.replace(path)
+
+
+def _folder_run_id(folder: Path) -> str:
+    """The folder's absolute path, plus the run id or start time its manifest was given when
+    the run was created (manifests are written before the first call and kept on resume)."""
+    ident = "dir:" + str(folder.resolve())
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ident
+    stamp = (
+        manifest.get("run_id") or manifest.get("started") if isinstance(manifest, dict) else None
+    )
+    return f"{ident}@{stamp}" if stamp else ident
 
 
 @dataclasses.dataclass
