@@ -36,6 +36,7 @@ from tunesmith.errors import BackendError, ConfigError
 from tunesmith.llm.base import Admit, Backend, Completion, OnDone, Request, check_options
 from tunesmith.llm.embedded import sample_seed
 from tunesmith.llm.http import TransportError, make_slots
+from tunesmith.llm.openai_wire import Refused, names_model, parse_choices, public_url, read_answer
 from tunesmith.llm.ratelimit import Pause, TokenBucket, backoff_delay, retry_after_seconds
 
 _OPTIONS = (
@@ -123,7 +124,7 @@ class OpenAICompatBackend(Backend):
             return None
         raise BackendError(
             f"environment variable {self.api_key_env} is not set; it must hold the API key for "
-            f"{_public_url(self.base_url)} (or use --api-key-env NAME)"
+            f"{public_url(self.base_url)} (or use --api-key-env NAME)"
         )
 
     def setup(self) -> None:
@@ -131,7 +132,7 @@ class OpenAICompatBackend(Backend):
 
     def endpoint(self) -> str:
         """The base URL (no credentials, lower-case scheme and host, no trailing slash)."""
-        parts = urllib.parse.urlsplit(_public_url(self.base_url))
+        parts = urllib.parse.urlsplit(public_url(self.base_url))
         return urllib.parse.urlunsplit(
             parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower())
         ).rstrip("/")
@@ -140,7 +141,7 @@ class OpenAICompatBackend(Backend):
         return {
             "backend": self.name,
             "model": self.model,
-            "base_url": _public_url(self.base_url),
+            "base_url": public_url(self.base_url),
             "api_key_env": self.api_key_env,
             "concurrency": self.concurrency,
             "rpm": self.rpm,
@@ -256,11 +257,11 @@ class OpenAICompatBackend(Backend):
             est = request.prompt_chars() / 4 + request.params.max_tokens * body["n"]
             try:
                 data, latency = await self._post(slot, path, body, est)
-            except _Refused as refusal:
+            except Refused as refusal:
                 if out:  # answered samples are paid and kept; the rest fail next time
                     return out
                 return [Completion.failed(refusal.message, refusal.status, refusal.latency)]
-            choices = _parse_choices(data, request.messages is not None, latency)
+            choices = parse_choices(data, request.messages is not None, latency)
             out.extend(choices[: request.n - len(out)])
         return out
 
@@ -311,7 +312,7 @@ class OpenAICompatBackend(Backend):
             else:
                 latency = time.perf_counter() - start
                 if status == 200:
-                    data, problem = _answer(content)
+                    data, problem = read_answer(content)
                     if data is not None:
                         self.responses += 1
                         return data, latency
@@ -332,19 +333,19 @@ class OpenAICompatBackend(Backend):
             problem = self._mask_key(problem)
             verb = "failed:"
         raise BackendError(
-            f"{verb} {_public_url(self.base_url)}: {problem} after {self.max_retries + 1} tries"
+            f"{verb} {public_url(self.base_url)}: {problem} after {self.max_retries + 1} tries"
         )
 
     def _give_up(self, url: str, status: int, content: bytes, latency: float) -> NoReturn:
-        """Raise :class:`_Refused` for an error about this one request, else BackendError."""
+        """Raise :class:`Refused` for an error about this one request, else BackendError."""
         text = self._error_text(content)
-        if status in _PER_REQUEST_STATUSES and (status != 404 or _names_model(content)):
-            raise _Refused(status, f"HTTP {status}: {text}", latency)
+        if status in _PER_REQUEST_STATUSES and (status != 404 or names_model(content)):
+            raise Refused(status, f"HTTP {status}: {text}", latency)
         hint = ""
         if status == 404 and not urllib.parse.urlsplit(self.base_url).path.endswith("/v1"):
             # the most common cause: "http://host:8000" instead of "http://host:8000/v1"
-            hint = f" (is the base URL missing /v1? try {_public_url(self.base_url)}/v1)"
-        raise BackendError(f"{_public_url(url)}: HTTP {status}: {text}{hint}")
+            hint = f" (is the base URL missing /v1? try {public_url(self.base_url)}/v1)"
+        raise BackendError(f"{public_url(url)}: HTTP {status}: {text}{hint}")
 
     def _error_text(self, content: bytes) -> str:
         text = content.decode("utf-8", "replace")
@@ -367,81 +368,3 @@ async def _admitted(admit: Admit, i: int) -> bool:
     while (verdict := admit(i)) == "wait":
         await asyncio.sleep(0.02)
     return verdict == "send"
-
-
-class _Refused(Exception):
-    """The server refused one request for good (its size, content or model)."""
-
-    def __init__(self, status: int, message: str, latency: float) -> None:
-        super().__init__(message)
-        self.status, self.message, self.latency = status, message, latency
-
-
-def _answer(content: bytes) -> tuple[dict[str, Any] | None, str]:
-    """A 200 body's JSON if it holds ``choices``, else (None, why) to retry it: some proxies
-    answer ``{"error": {...}}`` with status 200."""
-    try:
-        data = json.loads(content)
-    except ValueError:
-        return None, "invalid JSON in a 200 response"
-    if isinstance(data, dict) and isinstance(data.get("choices"), list) and data["choices"]:
-        return data, ""
-    err = data.get("error") if isinstance(data, dict) else None
-    message = err.get("message", err) if isinstance(err, dict) else err
-    detail = " ".join(str(message).split())[:300] if message else "no error message"
-    return None, f"a 200 response without choices ({detail})"
-
-
-def _names_model(content: bytes) -> bool:
-    """True when a 404's JSON error is about the model (OpenAI: ``model_not_found``), not the
-    path: a wrong base URL must stop the run, not fail every row one by one."""
-    try:
-        err = json.loads(content).get("error")
-    except (ValueError, AttributeError):
-        return False
-    if not isinstance(err, dict):
-        return False
-    return err.get("code") == "model_not_found" or "model" in str(err.get("message", "")).lower()
-
-
-def _parse_choices(data: dict[str, Any], is_chat: bool, latency: float) -> list[Completion]:
-    """Completions from a (chat) completion response; the prompt's tokens go to the first
-    sample and the completion tokens are split across samples, so ledger sums stay exact."""
-    choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
-    usage = data.get("usage") or {}
-    prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    completion_tokens = int(usage.get("completion_tokens") or 0)
-    out = []
-    for k, ch in enumerate(choices):
-        if is_chat:
-            text = (ch.get("message") or {}).get("content") or ""
-            lp = ch.get("logprobs") or {}
-            logprobs = [t["logprob"] for t in lp.get("content") or []] or None
-        else:
-            text = ch.get("text") or ""
-            lp = ch.get("logprobs") or {}
-            logprobs = lp.get("token_logprobs") or None
-        share = completion_tokens // len(choices) + (
-            completion_tokens % len(choices) if k == 0 else 0
-        )
-        out.append(
-            Completion(
-                text=text,
-                finish_reason=ch.get("finish_reason") or "stop",
-                prompt_tokens=prompt_tokens if k == 0 else 0,
-                completion_tokens=share,
-                latency_s=latency,
-                token_logprobs=logprobs,
-            )
-        )
-    return out
-
-
-def _public_url(url: str) -> str:
-    """The URL without any user:password part."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
