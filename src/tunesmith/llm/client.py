@@ -106,7 +106,9 @@ class LLM:
             self._is_setup = True
         batch = _Batch(self, requests, keys, todo, results)
         try:
-            if self.backend.admits:
+            if not self.budget.limited:  # nothing to check: no per-request bookkeeping
+                self.backend.complete(batch.outgoing, batch.on_done)
+            elif self.backend.admits:
                 self.backend.complete(batch.outgoing, batch.on_done, admit=batch.admit)  # type: ignore[call-arg]
             else:
                 self._send_in_order(batch.outgoing, batch.on_done, batch.admit)

@@ -228,6 +228,10 @@ class Budget:
     _calls: int = dataclasses.field(default=0, init=False, repr=False, compare=False)
     _cost: float = dataclasses.field(default=0.0, init=False, repr=False, compare=False)
 
+    @property
+    def limited(self) -> bool:
+        return self.max_calls is not None or self.max_cost is not None
+
     @staticmethod
     def worst_case(request: Request, price: Price) -> float:
         """The most ``request`` can cost: every sample writes ``max_tokens``, and the prompt is
