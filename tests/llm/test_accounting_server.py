@@ -61,6 +61,8 @@ class CountingProxy(FaultProxy):
         self.total = 0
         self._rng = random.Random(0)
         self._gate: asyncio.Event | None = None
+        #: tokens (prompt + completion) of each 200 answer, as the server reported them
+        self.billed: list[int] = []
 
     @property
     def paid(self) -> int:
@@ -76,7 +78,16 @@ class CountingProxy(FaultProxy):
             await self._gate.wait()
             return None  # dropped: this request never reached the server
         await asyncio.sleep(self._rng.uniform(0, self.jitter))
-        return await super().handle(method, path, headers, body)
+        return await self._forward(method, path, headers, body)
+
+    async def _forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> bytes | None:
+        out = await super().handle(method, path, headers, body)
+        if out is not None and out.startswith(b"HTTP/1.1 200"):
+            usage = json.loads(out.split(b"\r\n\r\n", 1)[1]).get("usage") or {}
+            self.billed.append(usage["prompt_tokens"] + usage["completion_tokens"])
+        return out
 
     def release(self) -> None:
         self.hold_after = None
@@ -206,6 +217,25 @@ def test_max_calls_never_lets_more_answers_through_at_concurrency_16(
         assert proxy.paid == 30
     assert sorted(_rows(run)) == sorted(f"r{i}" for i in range(30))
     assert _ledger(run)["total"]["calls"] == 30
+
+
+def test_max_cost_is_never_exceeded_at_concurrency_16(server: LlamaServer, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(f"{MODEL}: {{input: 1000, output: 1000}}\n")  # $0.001 a token
+    data, run = _data(tmp_path, 30), tmp_path / "run"
+    with CountingProxy(server.url, jitter=0.05) as proxy:
+        args = _cli(data, run, proxy.url, "--concurrency", "16", "--batch-size", "30",
+                    "--prices", str(prices))  # fmt: skip
+        # ~40 tokens ($0.04) billed a request; the worst case reserved is ~66 tokens ($0.066)
+        stopped = _run_cli([*args, "--max-cost", "0.5"])
+        assert stopped.returncode == 4, stopped.stderr
+        billed = sum(proxy.billed) / 1000
+        assert billed <= 0.5 and proxy.paid >= 10
+        assert _ledger(run)["total"]["cost_usd"] == pytest.approx(billed)
+        resumed = _run_cli([*args, "--max-cost", "5"])
+        assert resumed.returncode == 0, resumed.stderr
+        assert proxy.paid == 30
+        assert _ledger(run)["total"]["cost_usd"] == pytest.approx(sum(proxy.billed) / 1000)
 
 
 def _chat(i: int) -> Request:

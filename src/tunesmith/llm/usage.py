@@ -96,6 +96,8 @@ class StageUsage:
 
 
 _USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(StageUsage))
+#: tokens a chat template may add around the messages, in a request's worst-case cost
+_TEMPLATE_TOKENS = 32
 
 
 class Ledger:
@@ -235,14 +237,15 @@ class Budget:
     @staticmethod
     def worst_case(request: Request, price: Price) -> float:
         """The most ``request`` can cost: every sample writes ``max_tokens``, and the prompt is
-        taken as one token per UTF-8 byte plus 8 per message and 8 more (chat-template tokens);
-        a byte-level BPE token covers at least one byte, so real prompts stay below this."""
+        taken as one token per UTF-8 byte, plus 8 per message and 32 more for what a chat
+        template adds (role markers, a default system prompt); a byte-level BPE token covers at
+        least one byte, so real prompts stay below this."""
         if request.prompt is not None:
-            prompt_tokens = len(request.prompt.encode("utf-8")) + 8
+            prompt_tokens = len(request.prompt.encode("utf-8")) + _TEMPLATE_TOKENS
         else:
             messages = request.messages or ()
             size = sum(len(str(m.get("content", "")).encode("utf-8")) for m in messages)
-            prompt_tokens = size + 8 * len(messages) + 8
+            prompt_tokens = size + 8 * len(messages) + _TEMPLATE_TOKENS
         return price.cost(prompt_tokens, request.params.max_tokens * request.n)
 
     def admit(self, ledger: Ledger, request: Request, price: Price) -> tuple[Verdict, float]:
