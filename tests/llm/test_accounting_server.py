@@ -276,3 +276,24 @@ def test_context_length_400_fails_one_request_and_a_bad_base_url_stops(
     root = server.url.removesuffix("/v1")
     with pytest.raises(BackendError, match=r"HTTP 404: Not Found \(is the base URL missing /v1"):
         LLM(OpenAICompatBackend(MODEL, base_url=root)).complete([_chat(0)])
+
+
+def test_a_row_refused_with_400_fails_alone_and_a_rerun_sends_nothing_new(
+    server: LlamaServer, tmp_path: Path
+) -> None:
+    data, run = _data(tmp_path, 6, long_row=2), tmp_path / "run"
+    with CountingProxy(server.url) as proxy:
+        args = _cli(data, run, proxy.url, "--concurrency", "4", "--batch-size", "3")
+        first = _run_cli(args)
+        assert first.returncode == 0, first.stderr
+        sent = proxy.total
+        assert sent == 6 and proxy.paid == 5
+        again = _run_cli(args)
+        assert again.returncode == 0, again.stderr
+        assert proxy.total == sent, "a rerun sends nothing new (the failed row is not resent)"
+    assert sorted(_rows(run)) == ["r0", "r1", "r3", "r4", "r5"], "every other row completes"
+    failed = [json.loads(line) for line in (run / "failed.jsonl").read_text().splitlines()]
+    assert [(f["id"], f["status"]) for f in failed] == [("r2", 400)]
+    assert "context length" in failed[0]["message"]
+    total = _ledger(run)["total"]
+    assert (total["calls"], total["failed"]) == (6, 1), "the refusal is a call the server answered"
