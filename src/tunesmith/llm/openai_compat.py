@@ -296,7 +296,7 @@ class OpenAICompatBackend(Backend):
         """POST with pacing and retries; returns (JSON, latency of the successful try)."""
         url = self.base_url + path
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        problem = ""
+        problem, unreachable = "", False
         for attempt in range(self.max_retries + 1):
             await self._pause.wait()
             if self._rpm_bucket is not None:
@@ -309,7 +309,9 @@ class OpenAICompatBackend(Backend):
                 status, headers, content = await slot.post(url, payload)
             except TransportError as exc:
                 problem = str(exc)
+                unreachable = "connection" in problem or "timed out" in problem
             else:
+                unreachable = False
                 latency = time.perf_counter() - start
                 if status == 200:
                     data, problem = read_answer(content)
@@ -328,12 +330,10 @@ class OpenAICompatBackend(Backend):
                     attempt, base=self.backoff_base, cap=self.backoff_max, retry_after=retry_after
                 )
                 await asyncio.sleep(delay)
-        verb = "cannot reach" if "connection" in problem or "timed out" in problem else "failed:"
-        if "200" in problem:  # the server's own words; servers have echoed keys back before
-            problem = self._mask_key(problem)
-            verb = "failed:"
-        raise BackendError(
-            f"{verb} {public_url(self.base_url)}: {problem} after {self.max_retries + 1} tries"
+        verb = "cannot reach" if unreachable else "failed:"
+        raise BackendError(  # the problem may quote the server, which may echo the key: masked
+            f"{verb} {public_url(self.base_url)}: {self._mask_key(problem)}"
+            f" after {self.max_retries + 1} tries"
         )
 
     def _give_up(self, url: str, status: int, content: bytes, latency: float) -> NoReturn:
