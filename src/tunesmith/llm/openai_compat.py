@@ -282,12 +282,14 @@ class OpenAICompatBackend(Backend):
             body["stop"] = list(p.stop)
         if request.messages is not None:
             body["messages"] = [dict(m) for m in request.messages]
-            if p.logprobs:
+            if p.logprobs or p.top_logprobs:
                 body["logprobs"] = True
+            if p.top_logprobs:
+                body["top_logprobs"] = p.top_logprobs
         else:
             body["prompt"] = request.prompt
-            if p.logprobs:
-                body["logprobs"] = 1
+            if p.logprobs or p.top_logprobs:
+                body["logprobs"] = max(1, p.top_logprobs)
         return body
 
     async def _post(

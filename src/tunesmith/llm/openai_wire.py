@@ -60,10 +60,15 @@ def parse_choices(data: dict[str, Any], is_chat: bool, latency: float) -> list[C
             text = (ch.get("message") or {}).get("content") or ""
             lp = ch.get("logprobs") or {}
             logprobs = [t["logprob"] for t in lp.get("content") or []] or None
+            top = [
+                {a["token"]: a["logprob"] for a in t.get("top_logprobs") or []}
+                for t in lp.get("content") or []
+            ]
         else:
             text = ch.get("text") or ""
             lp = ch.get("logprobs") or {}
             logprobs = lp.get("token_logprobs") or None
+            top = [dict(t or {}) for t in lp.get("top_logprobs") or []]
         share = completion_tokens // len(choices) + (
             completion_tokens % len(choices) if k == 0 else 0
         )
@@ -75,6 +80,7 @@ def parse_choices(data: dict[str, Any], is_chat: bool, latency: float) -> list[C
                 completion_tokens=share,
                 latency_s=latency,
                 token_logprobs=logprobs,
+                top_logprobs=top if any(top) else None,
             )
         )
     return out
