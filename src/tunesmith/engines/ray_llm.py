@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -41,30 +42,47 @@ GLOBAL_OPTIONS = ("concurrency", "rpm", "tpm")
 
 @ray.remote(max_concurrency=1024)
 class Limiter:
-    """The job's concurrency cap and RPM/TPM buckets (an async actor: waiting costs nothing)."""
+    """The job's concurrency cap and RPM/TPM buckets (an async actor: waiting costs nothing).
 
-    def __init__(self, concurrency: int, rpm: float | None, tpm: float | None) -> None:
-        self.slots = asyncio.Semaphore(max(1, concurrency))
+    A slot is a lease that its worker renews every few seconds: the slots of a worker that was
+    killed mid-request expire after ``ttl`` seconds instead of being lost for good.
+    """
+
+    def __init__(self, concurrency: int, rpm: float | None, tpm: float | None, ttl: float = 15.0):
+        self.cap = max(1, concurrency)
         self.rpm = TokenBucket(rpm) if rpm else None
         self.tpm = TokenBucket(tpm) if tpm else None
-        self.in_flight = 0
+        self.ttl = ttl
+        self.leases: dict[int, float] = {}
+        self.next_id = 0
         self.peak = 0
 
-    async def acquire(self, tokens: int) -> None:
+    async def acquire(self, tokens: int) -> int:
         if self.rpm is not None:
             await self.rpm.acquire(1)
         if self.tpm is not None:
             await self.tpm.acquire(tokens)
-        await self.slots.acquire()
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
+        while True:
+            now = time.monotonic()
+            self.leases = {k: t for k, t in self.leases.items() if t > now}  # the dead's slots
+            if len(self.leases) < self.cap:
+                break
+            await asyncio.sleep(0.005)
+        self.next_id += 1
+        self.leases[self.next_id] = time.monotonic() + self.ttl
+        self.peak = max(self.peak, len(self.leases))
+        return self.next_id
 
-    async def release(self) -> None:
-        self.in_flight -= 1
-        self.slots.release()
+    async def renew(self, leases: list[int]) -> None:
+        for lease in leases:
+            if lease in self.leases:
+                self.leases[lease] = time.monotonic() + self.ttl
+
+    async def release(self, lease: int) -> None:
+        self.leases.pop(lease, None)
 
     async def stats(self) -> dict[str, int]:
-        return {"in_flight": self.in_flight, "peak": self.peak}
+        return {"in_flight": len(self.leases), "peak": self.peak}
 
 
 @ray.remote
@@ -111,6 +129,15 @@ class LimitedBackend(Backend):
         self.pool = concurrent.futures.ThreadPoolExecutor(max(1, threads))
         self._lock = threading.Lock()
         self._started = threading.Event()
+        self.held: set[int] = set()
+        threading.Thread(target=self._renew, daemon=True).start()
+
+    def _renew(self) -> None:
+        """Keep this worker's slots alive; they lapse within ``ttl`` if the worker dies."""
+        while True:
+            time.sleep(3.0)
+            if self.held:
+                self.limiter.renew.remote(list(self.held))
 
     def setup(self) -> None:
         self.inner.setup()
@@ -118,7 +145,8 @@ class LimitedBackend(Backend):
     def complete(self, requests: Sequence[Request], on_done: OnDone) -> None:
         def one(i: int, request: Request) -> tuple[int, list[Completion]]:
             tokens = request.prompt_chars() // 4 + request.params.max_tokens
-            ray.get(self.limiter.acquire.remote(tokens))
+            lease = ray.get(self.limiter.acquire.remote(tokens))
+            self.held.add(lease)
             got: list[Completion] = []
             try:
                 if self._started.is_set():
@@ -128,7 +156,8 @@ class LimitedBackend(Backend):
                         self.inner.complete([request], lambda _, comps: got.extend(comps))
                         self._started.set()
             finally:
-                ray.get(self.limiter.release.remote())
+                self.held.discard(lease)
+                ray.get(self.limiter.release.remote(lease))
             return i, got
 
         futures = [self.pool.submit(one, i, r) for i, r in enumerate(requests)]
