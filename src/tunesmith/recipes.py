@@ -331,7 +331,8 @@ def _run_one(
                           done_ids=sub.done_ids(), on_batch=on_batch)  # fmt: skip
     else:
         stage.setup()
-        on_batch(stage.run(records, llm))
+        whole = runner.run_whole(stage, records) if runner is not None else None
+        on_batch(whole if whole is not None else stage.run(records, llm))
     # Keep the input order for per-record stages (batches are appended in order).
     kept = sub.read_kept()
     counts = sub.counts()

@@ -195,3 +195,34 @@ def test_driver_killed_and_resumed(cluster, reference, tmp_path):
         assert folder_content(tmp_path / "run") == want
         assert_no_repeat(stub, want_calls)
         assert partial < len(want["stages/02-respond/kept.jsonl"])  # the kill interrupted it
+
+
+def near_duplicates(n: int) -> list[Any]:
+    """Short instructions from a few verbs and many words: some pairs near any threshold."""
+    import random
+
+    from tunesmith.records import Record
+
+    rng = random.Random(7)
+    verbs = ["Describe", "Explain", "List", "Summarize", "Compare"]
+    words = ("rivers tea owls granite violins comets bread moss lanterns otters copper tides "
+             "saffron kites basalt herons clay maple frost ink").split()  # fmt: skip
+    out = []
+    for i in range(n):
+        text = " ".join([rng.choice(verbs), *rng.sample(words, rng.randint(2, 5))])
+        out.append(Record(id=f"r{i}", instruction=text))
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.85])
+def test_exact_novelty_on_shards_equals_single_process(cluster, threshold):
+    from tunesmith.engines.ray_novelty import novelty_on_ray
+    from tunesmith.filters.novelty import NoveltyStage
+
+    records = near_duplicates(160)
+    pool = ["Describe owls tea moss"]
+    want = NoveltyStage(threshold=threshold, pool=pool).run(records)
+    got = novelty_on_ray(NoveltyStage(threshold=threshold, pool=pool), records, shards=2, chunk=16)
+    assert 0 < len(want.kept) < len(records)
+    assert got.kept == want.kept  # same rows, same rouge_l_max, in the same order
+    assert got.rejected == want.rejected  # same scores and nearest ids in the reasons

@@ -144,6 +144,17 @@ class RayRunner:
                 add_usage(ledger, usage)
                 on_batch(result)
 
+    def run_whole(self, stage: Stage, records: Sequence[Record]) -> StageResult | None:
+        """A whole-set stage on the cluster when there is a sharded form of it (the exact
+        novelty filter, :mod:`tunesmith.engines.ray_novelty`); None: run it in this process."""
+        from tunesmith.filters.novelty import NoveltyStage
+
+        if isinstance(stage, NoveltyStage) and not stage.top_k:
+            from tunesmith.engines.ray_novelty import novelty_on_ray
+
+            return novelty_on_ray(stage, records, shards=self.workers)
+        return None
+
     def peak_in_flight(self) -> int:
         """The most LLM requests the job ever had in flight at once (from the limiter)."""
         limiter, _ = self.services()
