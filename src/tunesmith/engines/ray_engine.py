@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from tunesmith.errors import ConfigError
 from tunesmith.engines.ray_llm import add_usage, start_services, worker_llm
 from tunesmith.llm.cache import default_cache_path
 from tunesmith.llm.factory import LLMConfig
@@ -40,7 +41,10 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     path = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
     runtime_env = {"env_vars": {"PYTHONPATH": path}}
     if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"--ray-address {address}: cannot join the cluster ({exc})") from None
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
                  log_to_driver=False)  # fmt: skip
