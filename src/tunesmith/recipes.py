@@ -248,7 +248,6 @@ def run_recipe(
         ray_address: the Ray cluster to join (default ``$RAY_ADDRESS``, else a local one).
     """
     from tunesmith.engines import make_runner
-
     from tunesmith.io import read_records
 
     target = out or recipe.out

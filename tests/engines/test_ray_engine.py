@@ -22,7 +22,6 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 from tests.servers import StubOpenAIServer  # noqa: E402
 from tunesmith.recipes import load_recipe, run_recipe  # noqa: E402
-from tunesmith.runs import RunDir  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 REPO = Path(__file__).resolve().parents[2]
@@ -205,8 +204,7 @@ def near_duplicates(n: int) -> list[Any]:
 
     rng = random.Random(7)
     verbs = ["Describe", "Explain", "List", "Summarize", "Compare"]
-    words = ("rivers tea owls granite violins comets bread moss lanterns otters copper tides "
-             "saffron kites basalt herons clay maple frost ink").split()  # fmt: skip
+    words = ["rivers", "tea", "owls", "granite", "violins", "comets", "bread", "moss", "lanterns", "otters", "copper", "tides", "saffron", "kites", "basalt", "herons", "clay", "maple", "frost", "ink"]  # fmt: skip
     out = []
     for i in range(n):
         text = " ".join([rng.choice(verbs), *rng.sample(words, rng.randint(2, 5))])

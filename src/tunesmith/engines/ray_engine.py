@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import ray
 
-from tunesmith.errors import ConfigError
 from tunesmith.engines.ray_llm import add_usage, start_services, worker_llm
+from tunesmith.errors import ConfigError
 from tunesmith.llm.cache import default_cache_path
 from tunesmith.llm.factory import LLMConfig
-from tunesmith.llm.usage import Ledger
+from tunesmith.llm.usage import Budget, Ledger
 from tunesmith.records import Record
 from tunesmith.stages import Stage, StageResult
 
@@ -147,6 +147,17 @@ class RayRunner:
                 result, usage = pickle.loads(blob)
                 add_usage(ledger, usage)
                 on_batch(result)
+                self._check_budget(ledger)
+
+    def _check_budget(self, ledger: Ledger) -> None:
+        """Stop (resumably) once the job's ``max_calls``/``max_cost`` is reached; batches still
+        in flight may overshoot it, unlike the local engine, which checks before sending."""
+        config = self.llm_config or LLMConfig()
+        total = ledger.total()
+        over_calls = config.max_calls is not None and total.calls >= config.max_calls
+        over_cost = config.max_cost is not None and total.cost_usd >= config.max_cost
+        if over_calls or over_cost:
+            raise Budget(max_cost=config.max_cost, max_calls=config.max_calls).exceeded(ledger)
 
     def run_whole(self, stage: Stage, records: Sequence[Record]) -> StageResult | None:
         """A whole-set stage on the cluster when there is a sharded form of it (the exact

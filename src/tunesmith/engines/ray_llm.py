@@ -40,7 +40,7 @@ from tunesmith.llm.usage import Ledger, PriceTable
 GLOBAL_OPTIONS = ("concurrency", "rpm", "tpm")
 
 
-@ray.remote(max_concurrency=1024)
+@ray.remote(max_concurrency=1024)  # type: ignore[call-overload]
 class Limiter:
     """The job's concurrency cap and RPM/TPM buckets (an async actor: waiting costs nothing).
 

@@ -85,7 +85,9 @@ class _ShardedFilter:
 
     def _check_chunk(self, chunk: list[list[str]]) -> list[NoveltyDecision]:
         scored = ray.get([s.score.remote(chunk) for s in self.shards])
-        local, local_pos, kept = RougeIndex(), [], []
+        local = RougeIndex()
+        local_pos: list[int] = []
+        kept: list[list[str]] = []
         decisions = []
         for i, tokens in enumerate(chunk):
             best: Best = (0.0, None)
@@ -116,4 +118,3 @@ def novelty_on_ray(
     finally:
         for shard in flt.shards:
             ray.kill(shard)
-
