@@ -224,3 +224,24 @@ def test_exact_novelty_on_shards_equals_single_process(cluster, threshold):
     assert 0 < len(want.kept) < len(records)
     assert got.kept == want.kept  # same rows, same rouge_l_max, in the same order
     assert got.rejected == want.rejected  # same scores and nearest ids in the reasons
+
+
+def test_minhash_prefilter_recall_against_exact_filter():
+    """The approximate mode misses few of the exact filter's rejections, and its scores are
+    exact ROUGE-L (it only skips comparisons, it never estimates one)."""
+    from tunesmith.engines.minhash import MinHashNoveltyFilter, recall
+    from tunesmith.filters.novelty import NoveltyFilter
+    from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
+
+    texts = [r.instruction for r in near_duplicates(400)]
+    exact = NoveltyFilter(0.7).check(texts)
+    approx_filter = MinHashNoveltyFilter(0.7)
+    approx = approx_filter.check(texts)
+    assert sum(not d.kept for d in exact) > 50
+    assert recall(exact, approx) >= 0.95
+    for text, d in zip(texts, approx, strict=True):
+        if d.nearest is not None:
+            other = approx_filter.tokens[d.nearest]
+            assert d.max_score == rouge_l_f(rouge_tokenize(text), other)
+    # one band of many rows finds far fewer near-duplicates: the banding is what gives recall
+    assert recall(exact, MinHashNoveltyFilter(0.7, bands=1, rows=8).check(texts)) < 0.9
