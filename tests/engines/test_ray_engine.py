@@ -124,6 +124,11 @@ def test_ray_run_equals_local_run(cluster, reference, tmp_path):
         # a rerun makes no call at all: everything is in the folder
         run_recipe(load_recipe(recipe), out=tmp_path / "run", report=False, engine="ray")
         assert Counter(stub.answered) == want_calls
+        # a new folder makes none either: the workers wrote every answer to the shared cache
+        run_recipe(load_recipe(recipe), out=tmp_path / "again", report=False, engine="ray")
+        assert Counter(stub.answered) == want_calls
+        assert folder_content(tmp_path / "again") == want
+        assert usage(tmp_path / "again")["cache_hits"] == got["calls"] > 0
 
 
 def stage_worker_pids() -> list[int]:
