@@ -254,12 +254,13 @@ def run_recipe(
     if target is None:
         raise ConfigError(f"{recipe.path}: no run folder: give --out or 'out:' in the recipe")
     llm_config = recipe.llm or LLMConfig()
-    runner = make_runner(engine or recipe.engine, address=ray_address, llm_config=llm_config)
     records = read_records(recipe.data)
     records = records[: recipe.limit] if recipe.limit else records
     driver = RunDriver.open(target, method="recipe", config=_manifest_config(recipe, llm_config),
                             inputs=fingerprint(records), force_new=force_new,
                             retry_failed=retry_failed)  # fmt: skip
+    # the cluster starts only once the data and the folder are known to be good
+    runner = make_runner(engine or recipe.engine, address=ray_address, llm_config=llm_config)
     with driver:
         records = _run_stages(driver, recipe, llm_config, records, backend, runner)
         driver.write_kept(records)
