@@ -122,9 +122,30 @@ def _column_table(rows: list[dict[str, Any]]) -> Any:
     return table
 
 
-def _say(name: str, msg: str, *, quiet: bool) -> None:
-    if not quiet:
-        typer.echo(f"... {name}: {msg}", err=True)
+class _Progress:
+    """A bar with ETA on a terminal; one line per step otherwise (never with --json)."""
+
+    def __init__(self, total: float, *, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        self.quiet, self.live, self.name, self._last = (
+            quiet,
+            console.is_terminal and not quiet,
+            "",
+            "",
+        )
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                            console=console, disable=not self.live)  # fmt: skip
+        self.task = self.bar.add_task("stats", total=max(total, 1e-9))
+
+    def tick(self, label: str, units: float) -> None:
+        self.bar.update(self.task, advance=units, description=f"{self.name}: {label}")
+        if not self.live and not self.quiet and label != self._last:
+            typer.echo(f"... {self.name}: {label}", err=True)
+        self._last = label
 
 
 def register(app: typer.Typer) -> None:
@@ -144,7 +165,16 @@ def register(app: typer.Typer) -> None:
             "(default: all; heavy ones are skipped with a note if their extra is missing).",
         ),
         sample: int = typer.Option(
-            None, "--sample", help="Random sample size for Self-BLEU and model-based metrics."
+            1000,
+            "--sample",
+            help="Rows (seeded sample) the model-based metrics read: perplexity, embedding, "
+            "MAUVE, verb-noun; 0 = every row.",
+        ),
+        equal_size: bool = typer.Option(
+            True,
+            "--equal-size/--no-equal-size",
+            help="Compare unique tokens, rep-n, diversity and Self-BLEU on equal-size seeded "
+            "samples (the smallest dataset's size) when several datasets are given.",
         ),
         seed: int = typer.Option(0, "--seed", help="Seed for sampling and k-means."),
         field: str = typer.Option(
@@ -165,30 +195,36 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Size, lengths, rep-n, diversity, Self-BLEU, memorization, MAUVE, perplexity, verb-noun
         structure and embedding diversity (DiffTune Tables 1/3, Self-Instruct Figure 2)."""
-        from tunesmith.metrics.stats import compute_stats, load_dataset, resolve_metrics
+        from tunesmith.metrics.quiet import quiet_libraries
+        from tunesmith.metrics.sampling import equal_size_target
+        from tunesmith.metrics.stats import (
+            compute_stats,
+            estimate_work,
+            load_dataset,
+            resolve_metrics,
+        )
 
         wanted = resolve_metrics(metrics.split(",")) if metrics else None
         ref = load_dataset(reference) if reference else None
         train_rows = load_dataset(train) if train else None
+        datasets = [(path, load_dataset(path)) for path in data]
+        size = equal_size_target(len(r) for _, r in datasets) if equal_size else None
+        options: dict[str, Any] = {
+            "reference": ref, "train": train_rows, "metrics": wanted, "field": field,
+            "sample": sample, "size_sample": size, "seed": seed, "tokenizer": tokenizer,
+            "ppl_model": ppl_model, "ppl_threshold": ppl_threshold, "embed_model": embed_model,
+        }  # fmt: skip
+        work = functools.partial(estimate_work, metrics=wanted, sample=sample, size_sample=size,
+                                 has_reference=bool(ref), field=field)  # fmt: skip
+        total = sum(work(len(r)) for _, r in datasets)
+        progress = _Progress(total, quiet=as_json)
         rows = []
-        for path in data:
-            rows.append(
-                compute_stats(
-                    load_dataset(path),
-                    name=str(path),
-                    reference=ref,
-                    train=train_rows,
-                    metrics=wanted,
-                    field=field,
-                    sample=sample,
-                    seed=seed,
-                    tokenizer=tokenizer,
-                    ppl_model=ppl_model,
-                    ppl_threshold=ppl_threshold,
-                    embed_model=embed_model,
-                    progress=functools.partial(_say, path.name, quiet=as_json),
+        with quiet_libraries(), progress.bar:
+            for path, records in datasets:
+                progress.name = path.name
+                rows.append(
+                    compute_stats(records, name=str(path), progress=progress.tick, **options)
                 )
-            )
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
         else:
