@@ -99,11 +99,15 @@ def run_context(path: Path, *, metrics: str) -> dict[str, Any]:
     run = rd.open_run(path)
     kept = run.read_kept()
     rejected = run.read_rejected()
+    failed = rd.read_failed(path)
     ledger = rd.read_ledger(path)
-    summary = rd.summarize_run(run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected))
-    funnel = rd.build_funnel(len(kept), rejected)
+    summary = rd.summarize_run(
+        run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected), n_failed=len(failed)
+    )
+    funnel = rd.build_funnel(len(kept), rejected, failed)
     curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
     rejected_items = [rd.rejected_record(row) for row in rejected]
+    rejected_items += [rd.failed_record(row) for row in failed]
     datasets: list[tuple[str, Sequence[Record], bool]] = [("kept", kept, True)]
     if rejected:  # the same statistics before filtering, to show what the filters changed
         datasets.append(("generated", kept + [rec for _, rec, _ in rejected_items], False))
@@ -175,12 +179,11 @@ def _runs_context(runs: Sequence[tuple[str, Path]]) -> dict[str, Any]:
         run = rd.open_run(p)
         ledger = rd.read_ledger(p)
         n_kept, n_rejected = len(run.kept_ids()), len(run.rejected_ids())
-        rows.append(
-            {
-                "name": name,
-                **rd.summarize_run(run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected),
-            }
+        n_failed = len(rd.read_failed(p))
+        summary = rd.summarize_run(
+            run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected, n_failed=n_failed
         )
+        rows.append({"name": name, **summary})
         curves.append(
             (name, rd.build_curve(run.read_events(), started=run.manifest.get("started")))
         )

@@ -152,13 +152,19 @@ def table_columns(stats_rows: Sequence[dict[str, Any] | None]) -> list[tuple[str
 def histogram(values_by_series: dict[str, list[int]]) -> dict[str, Any]:
     """Shared integer bins for several series of lengths; the last bin collects the long tail.
 
-    The range covers the 99th percentile of all values so one very long row does not squash the
-    chart; longer rows fall in the last (``>=``) bin.
+    The range ends at the smaller of the 99th percentile and Tukey's far-out fence (Q3 + 3 IQR)
+    of all values, so one very long row (a 1,200-word answer among 100-word ones) cannot squash
+    every other bar, even in a small set where the 99th percentile is that row itself; longer
+    rows fall in the last (``>=``) bin, labelled as such.
     """
     every = sorted(v for vals in values_by_series.values() for v in vals)
     if not every:
         return {"edges": [], "series": {}, "overflow": False}
-    top = max(1, every[min(len(every) - 1, int(0.99 * len(every)))])
+
+    def q(p: float) -> int:
+        return every[int(p * (len(every) - 1))]
+
+    top = max(1, min(q(0.99), q(0.75) + 3 * (q(0.75) - q(0.25))))
     width = _nice_width(top / MAX_BINS)
     n_bins = max(1, math.ceil((top + 1) / width))
     edges = [i * width for i in range(n_bins + 1)]
