@@ -284,3 +284,23 @@ def test_charts_are_never_drawn_much_larger_or_smaller_than_their_viewbox() -> N
     assert 'style="max-width:640px;min-width:512px"' in svg
     hist = str(charts.histogram_chart([0, 10, 20], {"a": [1, 2]}, x_label="w", width=420))
     assert "max-width:420px;min-width:336px" in hist
+
+
+@pytest.mark.integration
+def test_datasets_of_different_sizes_compare_size_dependent_metrics_at_equal_size(
+    run_dir: Path,
+) -> None:
+    from tunesmith.metrics.stats import compute_stats
+    from tunesmith.report.build import run_context
+    from tunesmith.report.data import open_run, rejected_record
+
+    ctx = run_context(run_dir, metrics="cheap")
+    kept, generated = ctx["metric_rows"]
+    run = open_run(run_dir)
+    every = run.read_kept() + [rejected_record(row)[1] for row in run.read_rejected()]
+    direct = compute_stats(every, metrics={"cheap"}, size_sample=len(run.read_kept()))
+    assert generated["stats"]["size"] == 63 and kept["stats"]["size"] == 33
+    for key in ("self_bleu", "rep_2", "unique_tokens"):
+        assert generated["stats"][key] == direct[key]
+    assert any("seeded sample of 33 of 63 rows" in n for n in generated["notes"])
+    assert not any("seeded sample" in n for n in kept["notes"])

@@ -241,12 +241,17 @@ def _metrics_context(
 ) -> dict[str, Any]:
     """Metrics of each ``(name, records, primary)``; a secondary view of the same rows (a run's
     generated candidates) gets only the cheap statistics and no verb-noun parse."""
+    # size-dependent metrics at the smallest size shown (metrics.sampling.equal_size_target,
+    # inlined: the metrics package is optional for a report)
+    sizes = sorted({len(recs) for _, recs, _ in datasets if recs})
+    size = sizes[0] if len(sizes) > 1 else None
     rows = [
         dataset_metrics(
             recs,
             name=name,
             level=level if primary or level == "none" else "cheap",
             verb_nouns=primary,
+            size_sample=size,
         )
         for name, recs, primary in datasets
     ]

@@ -10,6 +10,10 @@ Levels (``--metrics``):
 * ``all``: every statistic, the model-based ones included; verb-noun pairs over every
   instruction, as in Self-Instruct's Figure 2.
 
+Datasets of different sizes shown side by side (a run's kept rows and all it generated, or
+several files) get their size-dependent metrics (unique tokens, rep-n, Self-BLEU) on seeded
+samples of the smallest one's size, with a note, as ``tunesmith stats`` does.
+
 Memorization and MAUVE compare against another dataset (``--train``/``--reference`` of
 ``tunesmith stats``), which a report does not have, so they are left out here.
 
@@ -65,7 +69,12 @@ def check_level(level: str) -> str:
 
 
 def dataset_metrics(
-    records: Sequence[Record], *, name: str, level: str, verb_nouns: bool = True
+    records: Sequence[Record],
+    *,
+    name: str,
+    level: str,
+    verb_nouns: bool = True,
+    size_sample: int | None = None,
 ) -> dict[str, Any]:
     """Statistics, word-length lists and verb-noun rows of one dataset for the report.
 
@@ -74,6 +83,8 @@ def dataset_metrics(
         name: its label in the table.
         level: ``cheap``, ``all`` or ``none`` (see the module docstring).
         verb_nouns: parse root verbs and objects (off for a second view of the same rows).
+        size_sample: rows the size-dependent metrics read (the smallest dataset's size when
+            datasets of different sizes are shown side by side; see ``compare_stats``).
 
     Returns:
         ``{"name", "stats": {column: value} | None, "notes": [str], "lengths": {field: [int]},
@@ -101,7 +112,7 @@ def dataset_metrics(
     if not verb_nouns:
         groups.discard("verb_noun")
     try:
-        stats = compute_stats(records, name=name, metrics=groups)
+        stats = compute_stats(records, name=name, metrics=groups, size_sample=size_sample)
     except TunesmithError as exc:  # a report is still worth writing without its statistics
         out["notes"].append(f"metrics skipped: {exc}")
         return out
