@@ -103,10 +103,10 @@ def test_sedi_run_writes_scores_batches_and_curve(tmp_path):
 
 def test_replace_seeds_evicts_and_feeds_the_novelty_pool(tmp_path):
     gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
-    from tunesmith.runs import RunDir
 
-    run = RunDir.open(tmp_path / "r", method="sedi")
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
     worst = gen.table.lowest(1)
     new = SeedTask(
@@ -119,11 +119,11 @@ def test_replace_seeds_evicts_and_feeds_the_novelty_pool(tmp_path):
 
 
 def test_feedback_loop_replaces_seeds_then_extends_the_same_run(tmp_path):
+    from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
-    from tunesmith.runs import RunDir
 
     gen = SediGenerator(num_instructions=6, max_tokens=400, embedder=cheap_embed)
-    run = RunDir.open(tmp_path / "r", method="sedi")
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     llm = LLM(FakeBackend(responses=responder))
     first = gen.run(SEEDS, llm, run)
     new = SeedTask(
@@ -145,12 +145,12 @@ def test_feedback_loop_replaces_seeds_then_extends_the_same_run(tmp_path):
 
 
 def test_replace_seeds_screens_candidates_at_rouge_l_07_against_the_current_seeds(tmp_path):
+    from tunesmith.driver import RunDriver
     from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
     from tunesmith.llm.client import LLM
-    from tunesmith.runs import RunDir
 
     gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
-    run = RunDir.open(tmp_path / "r", method="sedi")
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
     seed = SEEDS[9].instruction  # "Summarize the paragraph in one sentence."
     near = SeedTask(id="near", instruction=seed.replace("one sentence", "a single sentence"))
@@ -169,14 +169,14 @@ def test_replace_seeds_screens_candidates_at_rouge_l_07_against_the_current_seed
 
 
 def test_replace_seeds_before_the_first_round_survives_into_the_run(tmp_path):
+    from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
-    from tunesmith.runs import RunDir
 
     gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
     gen.setup_seeds(SEEDS)
     new = SeedTask(id="fresh", instruction="Invent a board game that teaches fractions.")
     assert gen.replace_seeds([new]) == []  # nothing has a score yet: nothing to evict
-    run = RunDir.open(tmp_path / "r", method="sedi")
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
     assert "fresh" in gen.table.rows and len(gen.table.rows) == len(SEEDS) + 1
     assert new.instruction in gen.novelty.pool_texts

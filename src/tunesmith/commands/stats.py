@@ -148,6 +148,10 @@ class _Progress:
         self._last = label
 
 
+def _field_text(record: Any, field: str) -> str:
+    return str(record.prompt_text() if field == "prompt" else getattr(record, field, ""))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("stats")
     def stats(
@@ -192,9 +196,22 @@ def register(app: typer.Typer) -> None:
         embed_model: str = typer.Option(
             None, "--embed-model", help="Sentence-transformers model (default: packaged MiniLM)."
         ),
+        field_map: list[str] = typer.Option(
+            None,
+            "--map",
+            metavar="FIELD=COLUMN",
+            help="Read a field of the datasets from this column (comma-separated or repeated), "
+            "e.g. instruction=prompt",
+        ),
+        allow_empty_instruction: bool = typer.Option(
+            False,
+            "--allow-empty-instruction",
+            help="Accept rows with an empty instruction (always so with --field input/output).",
+        ),
     ) -> None:
         """Size, lengths, rep-n, diversity, Self-BLEU, memorization, MAUVE, perplexity, verb-noun
         structure and embedding diversity (DiffTune Tables 1/3, Self-Instruct Figure 2)."""
+        from tunesmith.io import FieldMap, describe_fields
         from tunesmith.metrics.quiet import quiet_libraries
         from tunesmith.metrics.sampling import equal_size_target
         from tunesmith.metrics.stats import (
@@ -204,10 +221,15 @@ def register(app: typer.Typer) -> None:
             resolve_metrics,
         )
 
+        read = functools.partial(
+            load_dataset,
+            field_map=FieldMap.of(field_map),
+            allow_empty_instruction=allow_empty_instruction or field in ("input", "output"),
+        )
         wanted = resolve_metrics(metrics.split(",")) if metrics else None
         ref = load_dataset(reference) if reference else None
         train_rows = load_dataset(train) if train else None
-        datasets = [(path, load_dataset(path)) for path in data]
+        datasets = [(path, read(path)) for path in data]
         size = equal_size_target(len(r) for _, r in datasets) if equal_size else None
         options: dict[str, Any] = {
             "reference": ref, "train": train_rows, "metrics": wanted, "field": field,
@@ -225,6 +247,11 @@ def register(app: typer.Typer) -> None:
                 rows.append(
                     compute_stats(records, name=str(path), progress=progress.tick, **options)
                 )
+                rows[-1]["notes"].extend(f"read {line}" for line in describe_fields(records))
+                if not any(_field_text(r, field).strip() for r in records):
+                    rows[-1]["notes"].append(
+                        f"every row's {field} is empty: these numbers measure nothing"
+                    )
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
         else:

@@ -54,6 +54,7 @@ class PerplexityFilter(UsesCausalLM, Stage):
     """
 
     name: ClassVar[str] = "ppl"
+    per_record: ClassVar[bool] = True
 
     def __init__(
         self,
