@@ -229,3 +229,36 @@ def test_one_long_row_does_not_squash_the_length_histogram() -> None:
     assert sum(1 for c in counts[:-1] if c) >= 8
     even = histogram({"a": list(range(100))})
     assert even["overflow"] is False and even["edges"][-1] >= 99  # nothing to clip
+
+
+def test_the_curve_ends_at_the_runs_total_calls() -> None:
+    events = [
+        {"t": 1, "stage": "bootstrap", "generated": 23, "kept": 20, "calls": 3, "cost_usd": 0.3},
+        {"t": 2, "stage": "bootstrap", "generated": 46, "kept": 40, "calls": 5, "cost_usd": 0.5},
+        {"t": 3, "stage": "instances", "done": 40, "kept": 61, "calls": 55, "cost_usd": 2.0},
+    ]
+    curve = rd.close_curve(rd.build_curve(events), {"calls": 55, "cost_usd": 2.0})
+    assert [(p["calls"], p["kept"]) for p in curve["points"]] == [(3, 20), (5, 40), (55, 40)]
+    assert curve["points"][-1]["cost_per_kept"] == pytest.approx(2.0 / 40)
+    same = rd.build_curve(events[:2])
+    assert rd.close_curve(same, {"calls": 5}) == same  # nothing after generation: unchanged
+
+
+def test_compared_runs_plot_all_of_a_methods_calls(tmp_path: Path) -> None:
+    from tests.generate.fakes import responder
+    from tunesmith.generate.pipeline import run_generation
+    from tunesmith.llm.factory import LLMConfig
+    from tunesmith.llm.fake import FakeBackend
+    from tunesmith.report.build import datasets_context
+
+    run = run_generation("self-instruct", seeds=None, out=tmp_path / "si",
+                         config=LLMConfig(backend="fake", cache_path=str(tmp_path / "c.sqlite")),
+                         params={"num_instructions": 6, "prompts_per_batch": 3},
+                         backend=FakeBackend(responses=responder))  # fmt: skip
+    calls = rd.summarize_run(run.manifest, rd.read_ledger(run.path), n_kept=1, n_rejected=0)
+    boot = [e["calls"] for e in run.read_events() if e.get("stage") == "bootstrap"]
+    assert calls["calls"] > max(boot)  # classification and instances made calls too
+    ctx = datasets_context([run.path], metrics="none")
+    (row,) = ctx["runs"]
+    assert row["calls"] == calls["calls"]
+    assert f"at API calls {calls['calls']}<" in str(ctx["runs_svgs"][0])

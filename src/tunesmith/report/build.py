@@ -106,6 +106,7 @@ def run_context(path: Path, *, metrics: str) -> dict[str, Any]:
     )
     funnel = rd.build_funnel(len(kept), rejected, failed)
     curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
+    curve = rd.close_curve(curve, summary)
     rejected_items = [rd.rejected_record(row) for row in rejected]
     rejected_items += [rd.failed_record(row) for row in failed]
     datasets: list[tuple[str, Sequence[Record], bool]] = [("kept", kept, True)]
@@ -184,9 +185,8 @@ def _runs_context(runs: Sequence[tuple[str, Path]]) -> dict[str, Any]:
             run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected, n_failed=n_failed
         )
         rows.append({"name": name, **summary})
-        curves.append(
-            (name, rd.build_curve(run.read_events(), started=run.manifest.get("started")))
-        )
+        curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
+        curves.append((name, rd.close_curve(curve, summary)))
     svgs = []
     by_calls = [(n, c["points"]) for n, c in curves if c["points"] and c["x"] == "calls"]
     if by_calls:

@@ -211,6 +211,24 @@ def build_curve(
     return {"x": x_key, "points": points}
 
 
+def close_curve(curve: dict[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
+    """End a calls-axis curve at the run's total calls and cost (the summary's numbers).
+
+    The plotted events are the generation stage's; later stages (Self-Instruct's classification
+    and instance generation) spend calls without adding instructions, so the last point is
+    repeated at the ledger's totals: the curve then counts all of the method's calls, as the
+    summary table does, instead of stopping at the generation stage's share.
+    """
+    pts = curve["points"]
+    calls, cost = float(summary.get("calls") or 0), float(summary.get("cost_usd") or 0)
+    if curve["x"] != "calls" or not pts or calls <= pts[-1]["calls"]:
+        return curve
+    last = dict(pts[-1])
+    last.update(calls=calls, cost_usd=max(cost, last["cost_usd"]))
+    last["cost_per_kept"] = last["cost_usd"] / last["kept"] if last["kept"] else None
+    return {**curve, "points": [*pts, last]}
+
+
 def _one_stage(events: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The events of the stage that logged most (the first such stage on a tie)."""
     by_stage: dict[Any, list[Mapping[str, Any]]] = {}

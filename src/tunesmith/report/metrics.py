@@ -111,8 +111,11 @@ def dataset_metrics(
     groups = set(CHEAP_METRICS if level == "cheap" else METRICS) - NEEDS_OTHER_DATA
     if not verb_nouns:
         groups.discard("verb_noun")
+    from tunesmith.metrics.quiet import quiet_libraries
+
     try:
-        stats = compute_stats(records, name=name, metrics=groups, size_sample=size_sample)
+        with quiet_libraries():  # a report is written at the end of every run: no library noise
+            stats = compute_stats(records, name=name, metrics=groups, size_sample=size_sample)
     except TunesmithError as exc:  # a report is still worth writing without its statistics
         out["notes"].append(f"metrics skipped: {exc}")
         return out
@@ -144,8 +147,11 @@ def _sampled_verb_nouns(records: Sequence[Record], notes: list[str]) -> list[dic
             f"verb-noun sunburst from a seeded sample of {VERB_NOUN_SAMPLE} instructions "
             "(--metrics all parses every one)"
         )
+    from tunesmith.metrics.quiet import quiet_libraries
+
     try:
-        return top_verb_nouns(verb_noun_pairs(texts))
+        with quiet_libraries():
+            return top_verb_nouns(verb_noun_pairs(texts))
     except MissingExtra as exc:
         notes.append(f"verb-noun sunburst skipped: {exc}")
         return []
