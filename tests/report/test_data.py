@@ -173,6 +173,7 @@ def test_funnel_and_summary_count_failed_rows(run_dir: Path) -> None:
             "message": "too long",
         },
         {"id": "f2", "instruction": "Translate it.", "status": None, "message": "content filter"},
+        {"id": "r0", "instruction": "Failed, retried since, now kept.", "status": 500},
     ]
     (run_dir / "failed.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in failed) + '{"id": "f3", "instr', encoding="utf-8"
@@ -187,6 +188,8 @@ def test_funnel_and_summary_count_failed_rows(run_dir: Path) -> None:
         "failed (LLM error)", True, 2, 63,
     )  # fmt: skip
     assert first["examples"][0]["score"] == "413" and first["examples"][0]["reason"] == "too long"
+    tagged = rd.build_funnel(0, [], [{"id": "x", "failed_in": "respond", "message": "HTTP 400"}])
+    assert tagged["steps"][0]["examples"][0]["reason"] == "respond: HTTP 400"
     assert funnel["steps"][-1]["remaining"] == 33
     summary = rd.summarize_run(run.manifest, {}, n_kept=33, n_rejected=30, n_failed=2)
     assert (summary["generated"], summary["failed"]) == (65, 2)

@@ -148,23 +148,15 @@ def build_funnel(
 
 
 def read_failed(path: Path) -> list[dict[str, Any]]:
-    """Rows of the run's ``failed.jsonl`` ([] when absent); a torn last line is ignored."""
-    p = path / "failed.jsonl"
-    if not p.is_file():
-        return []
-    lines = p.read_text(encoding="utf-8").splitlines()
-    rows: list[dict[str, Any]] = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == len(lines):  # a write cut by a kill; the driver redoes that row
-                break
-            raise DataError(p, i, f"invalid JSON ({exc.msg})") from None
-        rows.append(row if isinstance(row, dict) else {"message": str(row)})
-    return rows
+    """Rows of the run's ``failed.jsonl`` that are still failed ([] when there is none).
+
+    A row retried since (``--retry-failed``) and now kept or rejected stays in the file but is
+    not counted, as the driver counts it; a torn last line is ignored, any other undecodable
+    line is a DataError naming ``file:line`` (``RunDir.read_failed``).
+    """
+    run = open_run(path)
+    done = run.kept_ids() | run.rejected_ids()
+    return [row for row in run.read_failed() if str(row.get("id")) not in done]
 
 
 def build_curve(
@@ -346,12 +338,15 @@ def _example(row: Mapping[str, Any]) -> dict[str, str]:
     """A row as the funnel shows it; a failed row's HTTP status and message stand in for the
     score and the reason."""
     score = row.get("score") if "score" in row else row.get("status")
+    reason = row.get("reason") or row.get("message") or ""
+    if row.get("failed_in") and "reason" not in row:
+        reason = f"{row['failed_in']}: {reason}"
     return {
         "id": str(row.get("id", "")),
         "instruction": _clip(str(row.get("instruction") or ""), 400),
         "output": _clip(str(row.get("output") or ""), 300),
         "score": _fmt_score(score),
-        "reason": _clip(str(row.get("reason") or row.get("message") or ""), 300),
+        "reason": _clip(str(reason), 300),
     }
 
 
