@@ -213,19 +213,10 @@ def compute_stats(
     out.update(name=name, size=len(records))
     notes: list[str] = []
     tick: Tick = progress or (lambda _label, _units: None)
-    options = {
-        "ppl_model": ppl_model,
-        "ppl_threshold": ppl_threshold,
-        "embed_model": embed_model,
-        "clusters": clusters,
-    }
-    out["settings"] = {
-        "field": field,
-        "tokenizer": tokenizer,
-        "sample": sample or None,
-        "size_sample": size_sample,
-        "seed": seed,
-    }
+    options = {"ppl_model": ppl_model, "ppl_threshold": ppl_threshold,
+               "embed_model": embed_model, "clusters": clusters}  # fmt: skip
+    out["settings"] = {"field": field, "tokenizer": tokenizer, "sample": sample or None,
+                       "size_sample": size_sample, "seed": seed}  # fmt: skip
     if not records:
         out["notes"] = ["empty dataset: no metric computed"] if wanted else []
         return out
