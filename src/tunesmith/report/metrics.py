@@ -7,8 +7,9 @@ Levels (``--metrics``):
 * ``cheap``: the fast statistics (lengths, unique tokens, rep-n, n-gram diversity, exact
   Self-BLEU; see ``tunesmith.metrics.stats``), plus root verb / direct object pairs (spaCy) on a seeded sample of at most
   ``VERB_NOUN_SAMPLE`` instructions, so the sunburst is there at the end of every run.
-* ``all``: every statistic, the model-based ones included; verb-noun pairs over every
-  instruction, as in Self-Instruct's Figure 2.
+* ``all``: every statistic, the model-based ones included (perplexity, embeddings and the
+  verb-noun parse read a seeded sample of ``tunesmith.metrics.stats.DEFAULT_SAMPLE`` rows, with
+  a note, as ``tunesmith stats`` does by default).
 
 Datasets of different sizes shown side by side (a run's kept rows and all it generated, or
 several files) get their size-dependent metrics (unique tokens, rep-n, Self-BLEU) on seeded
