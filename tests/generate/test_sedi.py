@@ -185,3 +185,19 @@ def test_replace_seeds_before_the_first_round_survives_into_the_run(tmp_path):
     assert any(e["stage"] == "seed_replacement" for e in run.read_events())
     with pytest.raises(Exception, match="setup_seeds"):
         SediGenerator().replace_seeds([new])
+
+
+def test_a_replacement_with_the_sink_detached_logs_nothing_later(tmp_path):
+    # the training feedback loop replays journaled replacements on resume with the sink detached
+    from tunesmith.driver import RunDriver
+    from tunesmith.llm.client import LLM
+
+    gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
+    gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
+    sink, gen._sink = gen._sink, None
+    gen.replace_seeds([SeedTask(id="replayed", instruction="Invent a board game for fractions.")])
+    gen._sink = sink
+    gen.replace_seeds([SeedTask(id="live", instruction="Plan a picnic for twelve people.")])
+    added = [e["added"] for e in run.read_events() if e["stage"] == "seed_replacement"]
+    assert added == [["live"]]

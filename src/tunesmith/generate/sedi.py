@@ -225,15 +225,14 @@ class SediGenerator(AlpacaGenerator):
         self.table.add(accepted)
         if getattr(self, "novelty", None) is not None:
             self.novelty.add_pool([s.instruction for s in accepted])
-        self._pending_events.append(
-            {
-                "stage": "seed_replacement",
-                "evicted": evicted,
-                "added": [s.id for s in accepted],
-                "refused": self.last_refused,
-                "round": self.state.rounds if hasattr(self, "state") else 0,
-            }
-        )
+        started = hasattr(self, "state")
+        event = {"stage": "seed_replacement", "evicted": evicted,
+                 "added": [s.id for s in accepted], "refused": self.last_refused,
+                 "round": self.state.rounds if started else 0}  # fmt: skip
+        # Before the first round the event waits for the run; once generation started, a
+        # detached sink (a journaled replacement replayed on resume) means: log nothing.
+        if self._sink is not None or not started:
+            self._pending_events.append(event)
         self._flush_seed_events()
         return evicted
 
