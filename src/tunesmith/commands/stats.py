@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,28 +124,31 @@ def _column_table(rows: list[dict[str, Any]]) -> Any:
 
 
 class _Progress:
-    """A bar with ETA on a terminal; one line per step otherwise (never with --json)."""
+    """A bar with ETA on a terminal; one line per step otherwise (never with --json).
+
+    It holds the stderr of its creation: inside ``quiet_libraries`` stderr is a sink for
+    library chatter, and tunesmith's own progress must still show.
+    """
 
     def __init__(self, total: float, *, quiet: bool) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        console = Console(stderr=True)
-        self.quiet, self.live, self.name, self._last = (
-            quiet,
-            console.is_terminal and not quiet,
-            "",
-            "",
-        )
+        self.err = sys.stderr
+        console = Console(file=self.err)
+        self.quiet, self.name, self._last = quiet, "", ""
+        self.live = console.is_terminal and not quiet
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                             TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
-                            console=console, disable=not self.live)  # fmt: skip
+                            console=console, disable=not self.live, redirect_stdout=False,
+                            redirect_stderr=False)  # fmt: skip
         self.task = self.bar.add_task("stats", total=max(total, 1e-9))
 
     def tick(self, label: str, units: float) -> None:
         self.bar.update(self.task, advance=units, description=f"{self.name}: {label}")
         if not self.live and not self.quiet and label != self._last:
-            typer.echo(f"... {self.name}: {label}", err=True)
+            self.err.write(f"... {self.name}: {label}\n")
+            self.err.flush()
         self._last = label
 
 

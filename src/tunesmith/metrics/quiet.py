@@ -4,16 +4,21 @@ The model-based metrics load transformers, sentence-transformers, scikit-learn, 
 each may print deprecation or future warnings, "Loading weights" bars and INFO logs that bury
 tunesmith's own output. ``quiet_libraries()`` silences them for the duration of a computation
 and restores everything afterwards. Errors still raise: only chatter is dropped.
+
+Environment switches (``TQDM_DISABLE`` ...) only reach libraries imported after they are set
+(tqdm reads its environment at import), so Python-level writes to ``sys.stderr`` are dropped
+too: a caller that reports progress inside the block writes to the stream it held before.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from typing import Any
 
 #: Environment switches the libraries read (progress bars and verbosity).
@@ -49,7 +54,7 @@ def quiet_libraries() -> Iterator[None]:
         logging.getLogger(name).setLevel(logging.ERROR)
     restore = _quiet_loaded_transformers()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), redirect_stderr(_Discard()):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -61,6 +66,13 @@ def quiet_libraries() -> Iterator[None]:
         for name, level in saved_levels.items():
             logging.getLogger(name).setLevel(level)
         restore()
+
+
+class _Discard(io.StringIO):
+    """A stderr stand-in that keeps nothing (progress bars and prints of libraries)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def _quiet_loaded_transformers() -> Callable[[], None]:
