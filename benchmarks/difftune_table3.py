@@ -130,8 +130,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     for label, group in sets.items():
         tables[label] = {}
         for name, recs in group.items():
+            # sample=0: MAUVE on every row, as measured (stats now samples 1,000 by default)
             row = compute_stats(recs, name=name, reference=reference, train=train_rows,
-                                metrics=["rep_n", "self_bleu", "memorization", "mauve"], seed=0)  # fmt: skip
+                                metrics=["rep_n", "self_bleu", "memorization", "mauve"], seed=0,
+                                sample=0)  # fmt: skip
             pool = sampled.get(name, test_sample)
             row.update(ppl_summary(recs), size=len(recs),
                        kept_share=sum(r.scores["ppl"] < 150 for r in pool) / len(pool))  # fmt: skip
