@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import pytest
 
+from tests.llm.logprob_helpers import FakeLogProb
 from tunesmith.jobs import run_record_job
 from tunesmith.llm.base import Request
 from tunesmith.llm.client import LLM
@@ -90,34 +88,20 @@ def test_response_and_both_modes() -> None:
     assert res.kept[2].meta["reflection"]["status"] == "failed"
 
 
-class TableScorer:
+class TableScorer(FakeLogProb):
     """Unconditioned ppl 10; conditioned ppl chosen so IFD / r-IFD are known per variant.
 
     IFD by instruction: "colors" 0.8 (harder), "arithmetic" 0.4 (easier), originals 0.5.
     r-IFD by answer: better answer 0.3, new detailed answer 0.6, original answers 0.7.
     """
 
-    def setup(self) -> None: ...
-
-    def perplexity(
-        self, texts: Sequence[str], prefixes: Sequence[str] | None = None
-    ) -> list[float]:
-        out = []
-        for text, prefix in zip(texts, prefixes or [""] * len(texts), strict=True):
-            if not prefix:
-                out.append(10.0)
-            elif text in ("Red.", "4", "Hi.") or text.startswith("A "):  # forward: text = answer
-                out.append(
-                    10 * (0.8 if "colors" in prefix else 0.4 if "arithmetic" in prefix else 0.5)
-                )
-            else:  # reverse: text = instruction, prefix holds the answer
-                out.append(
-                    10 * (0.3 if "better" in prefix else 0.6 if "detailed" in prefix else 0.7)
-                )
-        return out
-
-    def token_logprobs(self, prefixes: Sequence[str], texts: Sequence[str]) -> list[np.ndarray]:
-        raise NotImplementedError
+    def ppl(self, prompt: str, text: str) -> float | None:
+        if not prompt:
+            return 10.0
+        if text in ("Red.", "4", "Hi.") or text.startswith("A "):  # forward: text = answer
+            return 10 * (0.8 if "colors" in prompt else 0.4 if "arithmetic" in prompt else 0.5)
+        # reverse: text = instruction, the prompt holds the answer
+        return 10 * (0.3 if "better" in prompt else 0.6 if "detailed" in prompt else 0.7)
 
 
 def selective(fallback: bool) -> tuple[dict[str, Record], list[str]]:
@@ -167,9 +151,9 @@ def test_run_record_job_resume_makes_no_new_calls(tmp_path) -> None:
 def test_selective_with_real_scorer_matches_direct_ifd() -> None:
     """The stored IFD table equals score_ifd on the same pairs with the real SmolLM2 scorer."""
     from tunesmith.filters.ifd import score_ifd
-    from tunesmith.scoring.lm import CausalLMScorer
+    from tunesmith.llm.logprob import make_logprob_model
 
-    scorer = CausalLMScorer(batch_size=8, threads=1)
+    scorer = make_logprob_model("transformers", batch_size=8, threads=1)
     stage = ReflectionStage(selective=True, fallback=True)
     stage._scorer = scorer
     res = stage.run(ROWS[:2], LLM(FakeBackend(responses=responder)))

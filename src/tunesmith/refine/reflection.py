@@ -107,10 +107,17 @@ def _same(a: str | None, b: str) -> bool:
 
 
 # -- the selective rule ----------------------------------------------------------------------
+Pair = tuple[float | None, float | None]
+
+
 def select_variant(
-    scores: Mapping[str, tuple[float, float] | None], *, fallback: bool = False
+    scores: Mapping[str, Pair | None], *, fallback: bool = False
 ) -> tuple[str | None, str]:
     """Pick a variant from ``{variant: (ifd, rifd) or None}`` (None = reflection failed).
+
+    A score that could not be computed (None in the pair: an empty text, a prompt that fills the
+    scorer's window) is "not better" in every comparison and never feasible, so a missing r-IFD
+    can never win as if it were 0.
 
     Selective Reflection-Tuning: if the reflected instruction is harder for the student
     (IFD(Q) > IFD(original)), keep the both-reflected pair when its r-IFD is below the
@@ -125,15 +132,15 @@ def select_variant(
     ori, q, a, qa = (scores.get(v) for v in VARIANTS)
     if ori is None:
         raise ValueError("the original variant needs scores")
-    if q is not None and q[0] > ori[0]:
-        if qa is not None and qa[1] < q[1]:
+    if q is not None and _above(q[0], ori[0]):
+        if qa is not None and _above(q[1], qa[1]):
             if _feasible(qa):
                 return "both", "harder instruction; reflected answer lowers r-IFD"
             return None, "harder instruction; both-reflected pair has IFD or r-IFD >= 1"
         if fallback and _feasible(q):
             return "instruction", "harder instruction; reflected answer does not lower r-IFD"
         return None, "harder instruction; reflected answer does not lower r-IFD"
-    if a is not None and a[1] < ori[1]:
+    if a is not None and _above(ori[1], a[1]):
         if _feasible(a):
             return "response", "instruction not harder; reflected answer lowers r-IFD"
         return None, "instruction not harder; response-reflected pair has IFD or r-IFD >= 1"
@@ -142,8 +149,13 @@ def select_variant(
     return None, "no reflection improves the pair"
 
 
-def _feasible(pair: tuple[float, float]) -> bool:
-    return pair[0] < 1 and pair[1] < 1
+def _above(x: float | None, y: float | None) -> bool:
+    """x > y, False when either score is missing (a missing score is never better)."""
+    return x is not None and y is not None and x > y
+
+
+def _feasible(pair: Pair) -> bool:
+    return _above(1.0, pair[0]) and _above(1.0, pair[1])
 
 
 # -- the stage -------------------------------------------------------------------------------
@@ -216,9 +228,10 @@ class ReflectionStage(Stage):
 
     def setup(self) -> None:
         if self.selective and self._scorer is None:
-            from tunesmith.scoring.lm import CausalLMScorer
+            from tunesmith.llm.logprob import make_logprob_model
 
-            self._scorer = CausalLMScorer(
+            self._scorer = make_logprob_model(
+                "transformers",
                 self.scorer_model,
                 batch_size=self.scorer_batch_size,
                 max_length=self.scorer_max_length,
@@ -342,8 +355,11 @@ class ReflectionStage(Stage):
         pairs = [(rec.prompt_text(), rec.output) for _, _, rec in jobs]
         ifd = score_ifd(pairs, self._scorer, reverse=True)
         table: list[dict[str, dict[str, Any]]] = [{} for _ in records]
+        missing: list[dict[str, Any]] = [{} for _ in records]
         for (i, name, _), s in zip(jobs, ifd, strict=True):
             table[i][name] = s.as_scores()
+            if s.missing:
+                missing[i][name] = dict(s.missing)
         result = StageResult()
         for i, rec in enumerate(records):
             pick = {v: (t["ifd"], t["rifd"]) for v, t in table[i].items()}
@@ -358,6 +374,7 @@ class ReflectionStage(Stage):
                 "failures": failures,
                 "original": rec.to_alpaca(),
                 "variants": {k: v[i][0].to_alpaca() for k, v in variants.items() if v[i][1].ok},
+                "missing_scores": missing[i],  # variant -> why its IFD / r-IFD is missing
             }
             out = chosen.with_meta(reflection=meta).with_scores(
                 reflection_ifd=table[i], reflected=float(choice not in (None, "original"))

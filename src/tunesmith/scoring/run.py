@@ -3,7 +3,7 @@
 A range decision is per row, so it runs inside the (resumable) scoring job. A top-share
 decision needs every row's score, so it runs in two steps: the scoring stage writes all rows
 with their scores into ``OUT/scored`` (resumable, per batch), then a model-free
-:class:`~tunesmith.scoring.decide.ScoreDecision` decides over all of them at once into ``OUT``.
+:class:`~tunesmith.filters.decide.ScoreDecision` decides over all of them at once into ``OUT``.
 Rerunning the same command resumes the scoring and never rescores a finished row.
 """
 
@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith.filters.decide import ScoreDecision
 from tunesmith.jobs import run_record_job
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.records import Record
 from tunesmith.runs import RunDir
-from tunesmith.scoring.decide import ScoreDecision
 from tunesmith.stages import Stage
 
 

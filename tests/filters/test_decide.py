@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.errors import ConfigError
+from tunesmith.filters.decide import ScoreDecision, decide_by_score
 from tunesmith.records import Record
-from tunesmith.scoring.decide import ScoreDecision, decide_by_score
 
 
 def rows(values: list[float | None]) -> list[Record]:
