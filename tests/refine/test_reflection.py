@@ -175,3 +175,27 @@ def test_selective_with_real_scorer_matches_direct_ifd() -> None:
             {k: (v["ifd"], v["rifd"]) for k, v in table.items()}, fallback=True
         )
         assert rec.meta["reflection"]["variant"] == choice
+
+
+LONG_ANSWER = "The river runs past the old mill, under the bridge and into the sea. " * 10
+
+
+def long_answer_responder(request: Request, sample: int) -> str:
+    if "[New Instruction]" in request.messages[-1]["content"]:  # type: ignore[index]
+        return "I have no new instruction."  # instruction reflection fails
+    return f"The answer is short.\n[Better Answer] {LONG_ANSWER.strip()} [End]"
+
+
+@pytest.mark.integration
+def test_an_answer_too_long_to_score_is_not_picked_as_best() -> None:
+    """Regression: the reverse prompt of a ~170-token answer fills a 64-token window, nothing is
+    scored, and r-IFD came out 0, which the rule read as the best: the long answer won."""
+    stage = ReflectionStage(selective=True, scorer_max_length=64)
+    rows = [Record("a", "Describe a river.", output="A river is water that flows.")]
+    result = stage.run(rows, LLM(FakeBackend(responses=long_answer_responder)))
+    (rej,) = result.rejected
+    table = rej.record.scores["reflection_ifd"]
+    assert table["response"]["rifd"] is None and table["original"]["rifd"] is not None
+    why = rej.record.meta["reflection"]["missing_scores"]["response"]["rifd"]
+    assert "fills the 64-token window" in why
+    assert rej.reason == "no reflection improves the pair" and not result.kept

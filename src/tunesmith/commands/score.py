@@ -51,7 +51,7 @@ def decision(
     max_value: float | None,
     largest: bool,
 ) -> Any:
-    from tunesmith.filters.decide import ScoreDecision
+    from tunesmith.filters.score_decision import ScoreDecision
 
     if top_share is None:
         return None

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from tunesmith.filters.decide import check_range, decide_by_score, note_missing
+from tunesmith.filters.score_decision import check_range, decide_by_score, note_missing
 from tunesmith.llm.client import LLM
 from tunesmith.llm.logprob import LogProbModel, TextScore, UsesLogProbModel
 from tunesmith.prompts import PromptTemplate

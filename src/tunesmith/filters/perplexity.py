@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from tunesmith.errors import ConfigError
-from tunesmith.filters.decide import decide_by_score, note_missing
+from tunesmith.filters.score_decision import decide_by_score, note_missing
 from tunesmith.llm.client import LLM
 from tunesmith.llm.logprob import LogProbModel, UsesLogProbModel
 from tunesmith.records import Record

@@ -17,7 +17,7 @@ for llama.cpp):
 
 When no token can be scored (an empty text, a prompt that fills the window) the score is
 *missing*: :attr:`TextScore.nll` is None and :attr:`TextScore.reason` says why. It is never 0:
-callers treat a missing score as "not better" (see :mod:`tunesmith.filters.decide`).
+callers treat a missing score as "not better" (see :mod:`tunesmith.filters.score_decision`).
 """
 
 from __future__ import annotations

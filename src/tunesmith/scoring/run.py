@@ -3,7 +3,7 @@
 A range decision is per row, so it runs inside the (resumable) scoring job. A top-share
 decision needs every row's score, so it runs in two steps: the scoring stage writes all rows
 with their scores into ``OUT/scored`` (resumable, per batch), then a model-free
-:class:`~tunesmith.filters.decide.ScoreDecision` decides over all of them at once into ``OUT``.
+:class:`~tunesmith.filters.score_decision.ScoreDecision` decides over all of them at once into ``OUT``.
 Rerunning the same command resumes the scoring and never rescores a finished row.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.filters.decide import ScoreDecision
+from tunesmith.filters.score_decision import ScoreDecision
 from tunesmith.jobs import run_record_job
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.records import Record
