@@ -199,3 +199,17 @@ def test_an_answer_too_long_to_score_is_not_picked_as_best() -> None:
     why = rej.record.meta["reflection"]["missing_scores"]["response"]["rifd"]
     assert "fills the 64-token window" in why
     assert rej.reason == "no reflection improves the pair" and not result.kept
+
+
+def test_a_bracketed_heading_inside_the_better_answer_is_kept_whole() -> None:
+    """Regression: "[Verse 1]" ended the section, the answer became its first line and the row
+    counted as reflected."""
+    song = "[Verse 1]\nRain on the roof,\nsoft as a drum.\n\n[Chorus]\nSing, little rain."
+
+    def songwriter(request: Request, sample: int) -> str:
+        return f"The song is too short.\n[Better Answer]\n{song}\n[End]"
+
+    stage = ReflectionStage(mode="response")
+    rows = [Record("s", "Write a short song about rain.", output="Rain.")]
+    (rec,) = stage.run(rows, LLM(FakeBackend(responses=songwriter))).kept
+    assert rec.output == song and rec.meta["reflection"]["status"] == "reflected"
