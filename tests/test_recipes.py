@@ -134,7 +134,7 @@ def test_budget_stop_then_resume_pays_each_call_once(tmp_path: Path) -> None:
     with pytest.raises(BudgetExceeded):
         run_recipe(recipe, out=tmp_path / "run", backend=first, report=False)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["status"] == "stopped"
+    assert manifest["status"] == "stopped (budget)"
     assert len(read_ids(tmp_path / "run" / "stages" / "02-reflect" / "kept.jsonl")) == 2
     assert recipe.llm is not None
     recipe.llm.max_calls = None
@@ -163,22 +163,32 @@ def _count_lines(path: Path) -> int:
 def test_alpaca_recipe_killed_and_resumed_repeats_no_llm_call(
     tmp_path: Path, alpaca_9k_path: Path
 ) -> None:
-    """Real data, real SmolLM2: SIGKILL mid-reflection, rerun, and every call is paid once."""
+    """Real data, real SmolLM2: SIGKILL mid-reflection, rerun, and every call is paid once; the
+    result equals an uninterrupted reference run (own cache, temperature 0) row for row."""
     from tunesmith.llm.cache import RequestCache
 
+    def recipe_file(name: str, cache: Path) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"data: {alpaca_9k_path}\nlimit: 6\nbatch_size: 2\n"
+            f"llm:\n  backend: embedded\n  options: {{threads: 1}}\n  cache_path: {cache}\n"
+            "stages:\n  - heuristics: {}\n  - dedup: {threshold: 0.7}\n"
+            "  - reflect: {mode: response, max_tokens: 64}\n"
+            "  - ifd: {max_value: 1.0, batch_size: 4}\n"
+            "  - select: {k: 3, score: ifd}\n"
+        )
+        return path
+
+    env = {**os.environ, "TUNESMITH_THREADS": "1"}
+    ref = tmp_path / "ref"
+    ref_cmd = [sys.executable, "-m", "tunesmith", "run", str(recipe_file("ref", tmp_path / "ref.sqlite")),
+               "--out", str(ref)]  # fmt: skip
+    reference = subprocess.run(ref_cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert reference.returncode == 0, reference.stdout + reference.stderr
     cache = tmp_path / "requests.sqlite"
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(
-        f"data: {alpaca_9k_path}\nlimit: 6\nbatch_size: 2\n"
-        f"llm:\n  backend: embedded\n  options: {{threads: 1}}\n  cache_path: {cache}\n"
-        "stages:\n  - heuristics: {}\n  - dedup: {threshold: 0.7}\n"
-        "  - reflect: {mode: response, max_tokens: 64}\n"
-        "  - ifd: {max_value: 1.0, batch_size: 4}\n"
-        "  - select: {k: 3, score: ifd}\n"
-    )
+    recipe = recipe_file("recipe", cache)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "tunesmith", "run", str(recipe), "--out", str(out)]
-    env = {**os.environ, "TUNESMITH_THREADS": "1"}
     reflect_kept = out / "stages" / "02-reflect" / "kept.jsonl"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 240
@@ -209,11 +219,28 @@ def test_alpaca_recipe_killed_and_resumed_repeats_no_llm_call(
         assert {"ifd", "rifd", "reflected", "select_rank"} <= set(row["scores"])
         assert row["meta"]["reflection"]["status"] in ("reflected", "failed")
     assert _count_lines(out / "rejected.jsonl") + len(kept) <= 6
+    # row for row what the uninterrupted run gave: nothing lost, repeated or changed
+    _assert_same_rows(out, ref)
     try:
         from tunesmith.report import write_run_report  # noqa: F401
     except ImportError:
         return
     assert (out / "report.html").stat().st_size > 0
+
+
+def _assert_same_rows(out: Path, ref: Path) -> None:
+    """Same kept rows (ids, order, text; scores within float noise) and same rejections."""
+    for name in ("kept.jsonl", "rejected.jsonl", "stages/02-reflect/kept.jsonl"):
+        got = [json.loads(x) for x in (out / name).read_text().splitlines() if x.strip()]
+        want = [json.loads(x) for x in (ref / name).read_text().splitlines() if x.strip()]
+        key = (lambda r: r["id"]) if name.startswith("rejected") else (lambda r: 0)
+        got, want = sorted(got, key=key), sorted(want, key=key)
+        assert [r["id"] for r in got] == [r["id"] for r in want], name
+        for a, b in zip(got, want, strict=True):
+            assert (a["instruction"], a["output"], a.get("rejected_by")) == (
+                b["instruction"], b["output"], b.get("rejected_by"))  # fmt: skip
+            for k, v in b["scores"].items():
+                assert a["scores"][k] == (pytest.approx(v, rel=1e-4) if isinstance(v, float) else v)
 
 
 def test_resuming_with_a_changed_recipe_is_refused(tmp_path: Path) -> None:
@@ -222,7 +249,13 @@ def test_resuming_with_a_changed_recipe_is_refused(tmp_path: Path) -> None:
     changed = load_recipe(
         write_recipe(tmp_path, RECIPE.replace("threshold: 0.7", "threshold: 0.5"))
     )
-    with pytest.raises(ConfigError, match="different 'stages'"):
+    expected = r"different 'stages\[1\]\.dedup\.threshold' \(0\.7 there, 0\.5 now\).*--force-new"
+    with pytest.raises(ConfigError, match=expected):
         run_recipe(
             changed, out=tmp_path / "run", backend=FakeBackend(responses=better), report=False
         )
+    # --force-new sets the old run aside and starts over with the new stages
+    run = run_recipe(changed, out=tmp_path / "run", backend=FakeBackend(responses=better),
+                     report=False, force_new=True)  # fmt: skip
+    assert run.manifest["config"]["stages"][1] == {"dedup": {"threshold": 0.5}}
+    assert len(list(tmp_path.glob("run.replaced-*"))) == 1

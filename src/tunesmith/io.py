@@ -1,14 +1,14 @@
 """Read and write records: JSONL, JSON arrays, Parquet and HF ``datasets`` folders.
 
-Accepted row shapes (detected per row): tunesmith's native rows, Alpaca
-(``instruction``/``input``/``output``, with Dolly's ``context``/``response`` as aliases),
-Self-Instruct seed tasks (an ``instances`` list) and chat rows (``messages`` with role/content, or
-ShareGPT ``conversations`` with from/value). Every problem is reported as ``file:line: what``
-before any LLM call is made.
+Which row shapes are recognised, and how unknown columns are kept, is :mod:`tunesmith.formats`.
+Every problem is reported as one line, ``file:line: what``, before any LLM call is made: a
+malformed row, invalid UTF-8, an unreadable Parquet file, and an empty input (no rows) in every
+format.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -17,12 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import DataError, require
-from tunesmith.records import Record, stable_id
+from tunesmith.formats import FieldMap, export_row, row_to_record
+from tunesmith.records import Record
+
+__all__ = [
+    "EXPORT_STYLES",
+    "FORMATS",
+    "FieldMap",
+    "append_jsonl",
+    "detect_format",
+    "iter_rows",
+    "read_records",
+    "record_to_row",
+    "row_to_record",
+    "write_records",
+]
 
 FORMATS = ("jsonl", "json", "parquet", "hf")
 EXPORT_STYLES = ("native", "alpaca", "messages")
-_USER_ROLES = {"user", "human"}
-_ASSISTANT_ROLES = {"assistant", "gpt", "bot", "model"}
 
 
 def detect_format(path: Path) -> str:
@@ -43,29 +55,67 @@ def detect_format(path: Path) -> str:
     )
 
 
-def read_records(path: str | os.PathLike[str], *, require_instruction: bool = True) -> list[Record]:
+def read_records(
+    path: str | os.PathLike[str],
+    *,
+    field_map: Mapping[str, str] | None = None,
+    allow_empty_instruction: bool = False,
+    require_instruction: bool | None = None,
+) -> list[Record]:
     """Read every row of a dataset file or folder into Records.
 
     Args:
         path: a .jsonl/.json/.parquet file, a folder written by ``datasets.save_to_disk``, or a
             tunesmith run folder (its ``kept.jsonl``).
-        require_instruction: when False, rows with only an output (unlabelled text) are accepted.
+        field_map: which column feeds which field (a :class:`FieldMap` or a plain mapping such as
+            ``{"instruction": "prompt"}``); fields it does not name are detected.
+        allow_empty_instruction: accept rows whose instruction is empty or absent (unlabelled
+            text, which must then have an input or output).
+        require_instruction: older spelling of ``not allow_empty_instruction``.
 
     Raises:
-        DataError: ``file:line: message`` for a missing file, malformed line or missing field.
+        DataError: ``file:line: message`` for a missing or empty file, a malformed line, bad
+            encoding, or a missing or empty field.
     """
+    if require_instruction is not None:
+        allow_empty_instruction = not require_instruction
+    fmap = FieldMap.of(field_map)
     p = Path(path)
     if not p.exists():
         raise DataError(p, None, "no such file or folder")
     if p.is_dir() and (p / "kept.jsonl").exists():  # a tunesmith run folder: its kept rows
         p = p / "kept.jsonl"
+    if p.is_file() and p.stat().st_size == 0:
+        raise DataError(p, None, "no rows to read (the file is empty)")
     source = p.stem if p.is_file() else p.name
-    return [
-        row_to_record(
-            row, path=p, line=line, index=i, source=source, require_instruction=require_instruction
-        )
-        for i, (line, row) in enumerate(iter_rows(p))
-    ]
+    try:
+        records = [
+            row_to_record(
+                row,
+                path=p,
+                line=line,
+                index=i,
+                source=source,
+                field_map=fmap,
+                allow_empty_instruction=allow_empty_instruction,
+            )
+            for i, (line, row) in enumerate(iter_rows(p))
+        ]
+    except OSError as exc:  # unreadable: permissions, a folder named like a file, ...
+        raise DataError(p, None, f"cannot read: {exc.strerror or exc}") from None
+    if not records:
+        raise DataError(p, None, "no rows to read (the dataset is empty)")
+    return records
+
+
+def describe_fields(records: Iterable[Record]) -> list[str]:
+    """One line per text field read from a column with another name, e.g.
+    ``instruction <- text (80 rows)``, so a command can say which column it used."""
+    counts: dict[tuple[str, str], int] = {}
+    for record in records:
+        for target, column in (record.meta.get("read_from") or {}).items():
+            counts[(target, column)] = counts.get((target, column), 0) + 1
+    return [f"{t} <- {c} ({n} rows)" for (t, c), n in counts.items()]
 
 
 def iter_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
@@ -76,25 +126,73 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     elif fmt == "json":
         yield from _iter_json_array(path)
     elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        for i, row in enumerate(pq.read_table(path).to_pylist(), start=1):
-            yield i, row
+        yield from enumerate(_read_parquet(path), start=1)
     else:
-        datasets = require("datasets", "hf")
-        try:
-            ds = datasets.load_from_disk(str(path))  # type: ignore[attr-defined]
-        except Exception as exc:  # datasets raises many types for a non-dataset folder
-            raise DataError(path, None, f"not a datasets folder: {exc}") from None
-        if hasattr(ds, "keys"):  # a DatasetDict: take the train split, else the first
-            ds = ds["train"] if "train" in ds else ds[next(iter(ds.keys()))]
-        for i, row in enumerate(ds, start=1):
-            yield i, row
+        yield from enumerate(_read_hf(path), start=1)
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()  # type: ignore[no-any-return]
+    except Exception as exc:  # Arrow raises ArrowInvalid, OSError, ... for a damaged file
+        raise DataError(path, None, f"not a readable Parquet file: {_first_line(exc)}") from None
+
+
+def _read_hf(path: Path) -> list[dict[str, Any]]:
+    datasets = require("datasets", "hf")
+    if _saved_without_rows(path):  # datasets cannot load a dataset it saved with no rows
+        return []
+    try:
+        ds = datasets.load_from_disk(str(path))  # type: ignore[attr-defined]
+    except Exception as exc:  # datasets raises many types for a non-dataset folder
+        raise DataError(path, None, f"not a datasets folder: {_first_line(exc)}") from None
+    if hasattr(ds, "keys"):  # a DatasetDict: one split is read, several are never merged
+        splits = list(ds.keys())
+        if len(splits) > 1:
+            raise DataError(
+                path,
+                None,
+                f"a datasets folder with splits {', '.join(splits)}: "
+                f"name one, e.g. {path / splits[0]}",
+            )
+        ds = ds[splits[0]]
+    return list(ds)
+
+
+def _saved_without_rows(path: Path) -> bool:
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and state.get("_data_files") == []
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _decode(raw: bytes, path: Path, line: int) -> str:
+    """UTF-8 text (a leading byte-order mark is dropped), or ``file:line: invalid UTF-8``."""
+    try:
+        return raw.decode("utf-8-sig" if line == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        at_line = line + raw.count(b"\n", 0, exc.start)
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise DataError(
+            path,
+            at_line,
+            f"invalid UTF-8 (byte 0x{bad} at column {column}); save the file as UTF-8",
+        ) from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            line = _decode(raw, path, line_no)
             if not line.strip():
                 continue
             try:
@@ -105,6 +203,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
                     line_no,
                     f"invalid JSON: {exc.msg.removesuffix(' at')} (column {exc.colno})",
                 ) from None
+            except RecursionError:
+                raise DataError(path, line_no, "invalid JSON: nested too deeply") from None
             if not isinstance(row, dict):
                 raise DataError(path, line_no, f"expected a JSON object, got {type(row).__name__}")
             yield line_no, row
@@ -112,10 +212,13 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
 
 def _iter_json_array(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     """Walk a JSON array item by item so each row keeps the line it starts on."""
-    text = path.read_text(encoding="utf-8")
+    text = _decode(path.read_bytes(), path, 1)
     decoder = json.JSONDecoder()
     lines = _LineCounter(text)
     pos = _skip_ws(text, 0)
+    if pos < len(text) and text[pos] == "{":
+        yield from _json_objects(path, text, pos)
+        return
     if pos >= len(text) or text[pos] != "[":
         raise DataError(path, lines.at(pos), "expected a JSON array of objects")
     pos = _skip_ws(text, pos + 1)
@@ -127,6 +230,8 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
             row, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise DataError(path, exc.lineno, f"invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DataError(path, line, "invalid JSON: nested too deeply") from None
         if not isinstance(row, dict):
             raise DataError(path, line, f"expected a JSON object, got {type(row).__name__}")
         yield line, row
@@ -137,6 +242,24 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
         if pos < len(text) and text[pos] == "]":
             return
         raise DataError(path, lines.at(pos), "expected ',' or ']' between array items")
+
+
+def _json_objects(path: Path, text: str, pos: int) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """A ``.json`` file that starts with an object: JSON Lines under another name (read as
+    such), or one object whose rows sit under a key (an error naming the key, since reading
+    only that key would drop the rest without a word)."""
+    try:
+        first, end = json.JSONDecoder().raw_decode(text, pos)
+    except (json.JSONDecodeError, RecursionError):
+        first, end = None, pos
+    if isinstance(first, dict) and _skip_ws(text, end) < len(text):
+        yield from _iter_jsonl(path)
+        return
+    keys = [
+        k for k, v in (first or {}).items() if isinstance(v, list) and v and isinstance(v[0], dict)
+    ]
+    hint = f" (its rows may be the list under '{keys[0]}')" if keys else ""
+    raise DataError(path, 1, f"expected a JSON array of objects, got one object{hint}")
 
 
 class _LineCounter:
@@ -162,127 +285,12 @@ def _skip_ws(text: str, pos: int) -> int:
     return pos
 
 
-def _text_field(row: Mapping[str, Any], key: str, path: Path, line: int, *, required: bool) -> str:
-    value = row.get(key)
-    if value is None:
-        if required:
-            raise DataError(path, line, f"missing field '{key}'")
-        return ""
-    if not isinstance(value, str):
-        raise DataError(path, line, f"field '{key}' must be a string, got {type(value).__name__}")
-    return value
-
-
-def row_to_record(
-    row: Mapping[str, Any],
-    *,
-    path: Path,
-    line: int,
-    index: int,
-    source: str,
-    require_instruction: bool = True,
-) -> Record:
-    """Convert one row of any accepted shape into a Record (ids derived from the row index)."""
-    if "messages" in row or "conversations" in row:
-        instruction, output, system = _from_chat(row, path, line)
-        inp = ""
-        extra_meta: dict[str, Any] = {"system": system} if system else {}
-    elif "instances" in row:
-        instruction, inp, output, extra_meta = _from_seed_task(row, path, line)
-    else:
-        instruction = _text_field(row, "instruction", path, line, required=require_instruction)
-        inp = _text_field(row, "input" if "input" in row else "context", path, line, required=False)
-        output = _text_field(
-            row, "output" if "output" in row else "response", path, line, required=False
-        )
-        extra_meta = {k: row[k] for k in ("category",) if k in row}
-    if require_instruction and not instruction.strip():
-        raise DataError(path, line, "field 'instruction' is empty")
-    meta = _json_dict(row.get("meta"))
-    scores = _json_dict(row.get("scores"))
-    rid = row.get("id")
-    if rid is None or rid == "":
-        rid = stable_id(source, index)
-    base_meta = {"source": source, "row": index}
-    return Record(
-        id=str(rid),
-        instruction=instruction,
-        input=inp,
-        output=output,
-        meta={**base_meta, **extra_meta, **(meta or {})},
-        scores=dict(scores or {}),
-    )
-
-
-def _json_dict(value: Any) -> dict[str, Any]:
-    """meta/scores arrive as dicts, or as JSON strings from Parquet; anything else is ignored."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return {}
-    return dict(value) if isinstance(value, dict) else {}
-
-
-def _from_chat(row: Mapping[str, Any], path: Path, line: int) -> tuple[str, str, str]:
-    key = "messages" if "messages" in row else "conversations"
-    turns = row[key]
-    if not isinstance(turns, list) or not turns:
-        raise DataError(path, line, f"field '{key}' must be a non-empty list")
-    system = user = assistant = ""
-    for i, turn in enumerate(turns):
-        if not isinstance(turn, dict):
-            raise DataError(path, line, f"{key}[{i}] must be an object")
-        role = str(turn.get("role", turn.get("from", ""))).lower()
-        content = turn.get("content", turn.get("value"))
-        if not isinstance(content, str):
-            raise DataError(path, line, f"{key}[{i}].content must be a string")
-        if role == "system" and not system:
-            system = content
-        elif role in _USER_ROLES and not user:
-            user = content
-        elif role in _ASSISTANT_ROLES and user and not assistant:
-            assistant = content
-    if not user:
-        raise DataError(path, line, f"field '{key}' has no user turn")
-    return user, assistant, system
-
-
-def _from_seed_task(
-    row: Mapping[str, Any], path: Path, line: int
-) -> tuple[str, str, str, dict[str, Any]]:
-    instruction = _text_field(row, "instruction", path, line, required=True)
-    instances = row["instances"]
-    if not isinstance(instances, list):
-        raise DataError(path, line, "field 'instances' must be a list")
-    clean: list[dict[str, str]] = []
-    for i, inst in enumerate(instances):
-        if (
-            not isinstance(inst, dict)
-            or not isinstance(inst.get("output", ""), str)
-            or not isinstance(inst.get("input", ""), str)
-        ):
-            raise DataError(
-                path, line, f"instances[{i}] must be an object with string input/output"
-            )
-        clean.append({"input": inst.get("input", ""), "output": inst.get("output", "")})
-    first = clean[0] if clean else {"input": "", "output": ""}
-    meta: dict[str, Any] = {"instances": clean}
-    if "is_classification" in row:
-        meta["is_classification"] = bool(row["is_classification"])
-    if "name" in row:
-        meta["name"] = row["name"]
-    return instruction, first["input"], first["output"], meta
-
-
 def record_to_row(record: Record, style: str = "native") -> dict[str, Any]:
     """One output row in the chosen export style (native, alpaca or messages)."""
     if style == "native":
         return record.to_dict()
-    if style == "alpaca":
-        return record.to_alpaca()
-    if style == "messages":
-        return record.to_messages(system=record.meta.get("system"))
+    if style in ("alpaca", "messages"):
+        return export_row(record, style)
     raise ValueError(f"unknown export style '{style}' (choose from {', '.join(EXPORT_STYLES)})")
 
 
@@ -306,7 +314,9 @@ def write_records(
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "hf":
         datasets = require("datasets", "hf")
-        datasets.Dataset.from_list(_parquet_safe(rows)).save_to_disk(str(p))  # type: ignore[attr-defined]
+        with _arrow_errors(p):
+            ds = datasets.Dataset.from_list(_parquet_safe(rows))  # type: ignore[attr-defined]
+        ds.save_to_disk(str(p))
         return p
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
@@ -320,7 +330,9 @@ def write_records(
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                pq.write_table(pa.Table.from_pylist(_parquet_safe(rows)), fh)
+                with _arrow_errors(p):
+                    table = pa.Table.from_pylist(_parquet_safe(rows))
+                pq.write_table(table, fh)
             else:
                 raise ValueError(f"unknown format '{fmt}'")
         os.replace(tmp, p)
@@ -328,6 +340,22 @@ def write_records(
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+@contextlib.contextmanager
+def _arrow_errors(path: Path) -> Iterator[None]:
+    """Arrow needs one type per column; kept columns of a user's file may mix them (an id that
+    is a number in one row and text in another): one line, not Arrow's traceback."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowException, TypeError) as exc:
+        raise DataError(
+            path,
+            None,
+            f"cannot store these rows as Arrow ({_first_line(exc)}); write .jsonl or .json instead",
+        ) from None
 
 
 def _parquet_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,42 +24,25 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tunesmith.errors import ConfigError, TunesmithError
+from tunesmith import registry
+from tunesmith.driver import RunDriver, fingerprint
+from tunesmith.errors import ConfigError
+from tunesmith.jobs import llm_concurrency, stage_prompts
 from tunesmith.llm.base import Backend
 from tunesmith.llm.client import LLM
-from tunesmith.llm.factory import LLMConfig, make_llm
+from tunesmith.llm.factory import LLMConfig
 from tunesmith.records import Record
-from tunesmith.registry import Registry
 from tunesmith.runs import RunDir
 from tunesmith.stages import Stage, StageResult, run_stage_batches
 
-STAGES: Registry[type[Stage]] = Registry("stage")
-for _name, _target in {
-    "heuristics": "tunesmith.filters.heuristics:HeuristicFilter",
-    "novelty": "tunesmith.filters.novelty:NoveltyStage",
-    "dedup": "tunesmith.filters.novelty:NoveltyStage",
-    "decontam": "tunesmith.filters.decontam:Decontaminator",
-    "ppl": "tunesmith.filters.perplexity:PerplexityFilter",
-    "ifd": "tunesmith.filters.ifd:IFDStage",
-    "quality": "tunesmith.filters.judge_score:QualityScorer",
-    "reflect": "tunesmith.refine.reflection:ReflectionStage",
-    "respond": "tunesmith.generate.respond:ResponseGenerator",
-    "select": "tunesmith.select.diversity:SelectStage",
-}.items():
-    STAGES.register(_name, _target)
-
-#: Stages whose decision on a row depends only on that row: they run in resumable batches.
-#: Others (heuristics with its duplicate-output check, dedup, top-share and selection stages)
-#: see the whole set in one call. A stage class can say so itself with a ``per_record`` class
-#: attribute.
-PER_RECORD = frozenset({"decontam", "ppl", "quality", "reflect", "respond"})
+#: The stage registry (:mod:`tunesmith.registry`); recipes name stages by key or short alias.
+STAGES = registry.stages
 TOP_KEYS = ("name", "description", "data", "limit", "out", "batch_size", "llm", "stages")
 LLM_KEYS = tuple(f.name for f in dataclasses.fields(LLMConfig))
 
@@ -83,7 +66,8 @@ class StageSpec:
             raise ConfigError(f"{self.where}: stage '{self.name}': {exc}") from None
 
     def per_record(self, stage: Stage) -> bool:
-        return bool(getattr(stage, "per_record", self.name in PER_RECORD))
+        """Whether the stage decides row by row (then it runs in resumable batches)."""
+        return bool(stage.per_record)
 
 
 @dataclasses.dataclass
@@ -193,7 +177,7 @@ def _parse_stages(raw: Any, lines: _LineMap) -> list[StageSpec]:
 
 def _stage_class(name: str, where: str) -> type[Stage]:
     try:
-        return STAGES.get(name)
+        return STAGES.get(name)  # type: ignore[no-any-return]
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except ImportError as exc:
@@ -242,6 +226,8 @@ def run_recipe(
     out: str | Path | None = None,
     backend: Backend | None = None,
     report: bool = True,
+    force_new: bool = False,
+    retry_failed: bool = False,
 ) -> RunDir:
     """Run every stage of ``recipe`` into a run folder (resuming one that is there).
 
@@ -250,6 +236,8 @@ def run_recipe(
         out: the run folder (default: the recipe's ``out``).
         backend: an LLM backend to use instead of the recipe's (tests, the Python API).
         report: write ``report.html`` at the end (when :mod:`tunesmith.report` is installed).
+        force_new: set a run already in the folder aside and start over.
+        retry_failed: resend rows whose request failed for good in an earlier attempt.
     """
     from tunesmith.io import read_records
 
@@ -257,43 +245,53 @@ def run_recipe(
     if target is None:
         raise ConfigError(f"{recipe.path}: no run folder: give --out or 'out:' in the recipe")
     llm_config = recipe.llm or LLMConfig()
-    config = _manifest_config(recipe, llm_config)
-    run = RunDir.open(target, method="recipe", config=config)
-    _check_same_recipe(run, config)
     records = read_records(recipe.data)
     records = records[: recipe.limit] if recipe.limit else records
-    ledger = run.load_ledger()
-    state = run.load_state()
+    driver = RunDriver.open(target, method="recipe", config=_manifest_config(recipe, llm_config),
+                            inputs=fingerprint(records), force_new=force_new,
+                            retry_failed=retry_failed)  # fmt: skip
+    with driver:
+        records = _run_stages(driver, recipe, llm_config, records, backend)
+        driver.write_kept(records)
+        driver.finish("done", **driver.counts(), usage=driver.ledger.to_dict()["total"])
+    if report:
+        write_report(driver.run)
+    return driver.run
+
+
+def _run_stages(
+    driver: RunDriver,
+    recipe: Recipe,
+    llm_config: LLMConfig,
+    records: list[Record],
+    backend: Backend | None,
+) -> list[Record]:
+    """Each stage in turn (a finished one is reloaded, not rerun); returns the last kept rows."""
+    state = driver.run.load_state()
     completed: list[int] = list(state.get("completed", []))
     llm: LLM | None = None
     try:
         for i, spec in enumerate(recipe.stages):
             stage = spec.build()
-            for key, sha in getattr(stage, "prompt_hashes", {}).items():
-                run.note_prompt(key, sha)
+            for key, sha in stage_prompts(stage).items():
+                driver.note_prompt(key, sha)
             if stage.uses_llm and llm is None:
-                llm = make_llm(llm_config, ledger=ledger, backend=backend)
-            records = _run_one(run, i, spec, stage, records, llm, recipe.batch_size, completed)
+                llm = driver.make_llm(llm_config, backend)
+            # an LLM stage keeps ``concurrency`` requests in flight; batch_size sets checkpoints
+            batch_size = recipe.batch_size
+            if stage.uses_llm:
+                batch_size = max(batch_size, llm_concurrency(llm_config))
+            records = _run_one(driver, i, spec, stage, records, llm, batch_size, completed)
             completed = sorted({*completed, i})
-            run.save_state({**state, "completed": completed})
-    except TunesmithError:
-        run.save_ledger(ledger)
-        run.finish("stopped", kept=0, rejected=len(run.rejected_ids()))
-        raise
+            driver.run.save_state({**state, "completed": completed})
     finally:
         if llm is not None:
             llm.close()
-    run.write_kept(records)
-    run.save_ledger(ledger)
-    run.finish("done", kept=len(run.kept_ids()), rejected=len(run.rejected_ids()),
-               usage=ledger.to_dict()["total"])  # fmt: skip
-    if report:
-        write_report(run)
-    return run
+    return records
 
 
 def _run_one(
-    run: RunDir,
+    driver: RunDriver,
     i: int,
     spec: StageSpec,
     stage: Stage,
@@ -303,33 +301,25 @@ def _run_one(
     completed: list[int],
 ) -> list[Record]:
     """Run stage ``i`` (or reload its output when it already finished) and return its kept rows."""
-    sdir = RunDir.open(run.path / "stages" / f"{i:02d}-{spec.name}", method=spec.name,
+    sub = driver.child(f"stages/{i:02d}-{spec.name}", method=spec.name,
                        config={"params": spec.params})  # fmt: skip
     if i in completed:
-        return sdir.read_kept()
+        return sub.read_kept()
 
     def on_batch(result: StageResult) -> None:
-        # The ledger first: once a batch's rows are visible, the calls that paid for them are
-        # on record too (a kill in between must not leave rows without their cost).
-        if llm is not None:
-            run.save_ledger(llm.ledger)
-        sdir.write_kept(result.kept)
-        for rej in result.rejected:
-            for folder in (sdir, run):
-                folder.write_rejected([rej.record], stage=spec.name, scores=[rej.score],
-                                      reasons=[rej.reason])  # fmt: skip
+        sub.report(result, spec.name, log=False)
 
     if spec.per_record(stage):
-        done = sdir.kept_ids() | sdir.rejected_ids()
-        run_stage_batches(stage, records, llm=llm, batch_size=batch_size, done_ids=done,
-                          on_batch=on_batch)  # fmt: skip
+        run_stage_batches(stage, records, llm=llm, batch_size=batch_size,
+                          done_ids=sub.done_ids(), on_batch=on_batch)  # fmt: skip
     else:
         stage.setup()
         on_batch(stage.run(records, llm))
     # Keep the input order for per-record stages (batches are appended in order).
-    kept = sdir.read_kept()
-    sdir.finish("done", kept=len(kept), rejected=len(sdir.rejected_ids()))
-    run.log_event(stage=spec.name, index=i, kept=len(kept), rejected=len(sdir.rejected_ids()))
+    kept = sub.read_kept()
+    counts = sub.counts()
+    sub.finish("done", **counts)
+    driver.log_event(stage=spec.name, index=i, **counts)
     return kept
 
 
@@ -341,16 +331,6 @@ def _manifest_config(recipe: Recipe, llm: LLMConfig) -> dict[str, Any]:
         "stages": [{s.name: s.params} for s in recipe.stages],
         "llm": llm.to_manifest(),
     }
-
-
-def _check_same_recipe(run: RunDir, config: Mapping[str, Any]) -> None:
-    """Refuse to resume a folder that holds a run of different data or stages (budgets may change)."""
-    old = run.manifest.get("config", {})
-    for key in ("data", "limit", "stages"):
-        if json.loads(json.dumps(config[key])) != old.get(key):
-            raise ConfigError(
-                f"{run.path} holds a run with a different '{key}'; choose a new --out to start over"
-            )
 
 
 def write_report(run: RunDir) -> Path | None:

@@ -5,6 +5,7 @@ Layout of a run folder::
     manifest.json   resolved config, versions, model, prompt-template hashes, seed, timings, status
     kept.jsonl      kept records (native rows), appended and fsynced as they are decided
     rejected.jsonl  rejected rows with ``rejected_by`` (stage), ``score`` and ``reason``
+    failed.jsonl    rows whose request failed for good, with the HTTP ``status`` and ``message``
     ledger.json     calls, cache hits, tokens, latency and cost per stage and in total
     events.jsonl    a time series (generated, kept, calls, cost ...) for curves in the report
     state.json      a method's own checkpoint, if it keeps one
@@ -12,6 +13,10 @@ Layout of a run folder::
 
 Opening an existing folder resumes it: rows already written are not written again (by id), the
 ledger continues, and LLM calls replay from the request cache instead of being paid again.
+Only a torn *last* line of a JSONL file (a kill mid-write) is dropped on resume, and its row is
+redone; an undecodable line anywhere else is a :class:`~tunesmith.errors.DataError` with
+``file:line``, so rows never vanish without notice. Which folders may be resumed at all is decided
+by :class:`tunesmith.driver.RunDriver`.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class RunDir:
         self.manifest = manifest
         self._kept_ids: set[str] | None = None
         self._rejected_ids: set[str] | None = None
+        self._failed_ids: set[str] | None = None
 
     @classmethod
     def open(
@@ -91,6 +97,8 @@ class RunDir:
                 "status": "running",
             }
         run = cls(p, manifest)
+        for name in ROW_FILES:
+            drop_torn_tail(p / name)
         run.save_manifest()
         return run
 
@@ -166,6 +174,32 @@ class RunDir:
             append_jsonl(self.rejected_path, rows)
         return len(rows)
 
+    @property
+    def failed_path(self) -> Path:
+        return self.path / "failed.jsonl"
+
+    def failed_ids(self) -> set[str]:
+        if self._failed_ids is None:
+            self._failed_ids = _ids_in(self.failed_path)
+        return self._failed_ids
+
+    def write_failed(self, records: Iterable[Record], *, stage: str,
+                     statuses: Iterable[int | None], messages: Iterable[str]) -> int:  # fmt: skip
+        """Append rows whose request failed for good (not written again while they stay failed)."""
+        seen = self.failed_ids()
+        rows = []
+        for rec, status, message in zip(records, statuses, messages, strict=True):
+            if rec.id in seen:
+                continue
+            seen.add(rec.id)
+            rows.append({**rec.to_dict(), "failed_in": stage, "status": status, "message": message})
+        if rows:
+            append_jsonl(self.failed_path, rows)
+        return len(rows)
+
+    def read_failed(self) -> list[dict[str, Any]]:
+        return list(_rows_in(self.failed_path))
+
     def read_kept(self) -> list[Record]:
         return [_record_from_row(r) for r in _rows_in(self.kept_path)]
 
@@ -202,18 +236,50 @@ def _atomic_write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+#: The row files of a run folder whose torn tail is dropped when the folder is opened.
+ROW_FILES = ("kept.jsonl", "rejected.jsonl", "failed.jsonl", "events.jsonl")
+
+
+def drop_torn_tail(path: Path) -> bool:
+    """Cut a torn last line (no final newline, not valid JSON) off ``path``; True if one was cut.
+
+    A kill mid-append leaves at most the last line incomplete; cutting it before the next append
+    keeps it from becoming an undecodable line in the middle of the file.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return False
+    start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[start:].decode("utf-8"))
+        return False  # a complete row that only lacks its newline
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    with path.open("r+b") as fh:
+        fh.truncate(start)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
+
+
 def _rows_in(path: Path) -> Iterable[dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (a kill mid-write) is ignored, not fatal."""
+    """Rows of a JSONL file. Only a torn last line (no newline after it) is skipped; any other
+    undecodable line raises DataError naming ``file:line``."""
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    lines = path.read_bytes().split(b"\n")
+    last = len(lines) - 1  # the text after the final newline ("" when the file ends cleanly)
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            yield json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if i == last:
+                return  # torn by a kill mid-write: the row is redone on resume
+            raise DataError(path, i + 1, f"undecodable JSON line ({exc})") from None
 
 
 def _ids_in(path: Path) -> set[str]:

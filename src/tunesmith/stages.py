@@ -1,11 +1,14 @@
 """The stage contract and the batch runner.
 
 A stage takes records and returns a :class:`StageResult` (kept records, rejected ones with the
-score and reason that removed them). Stages are pure per batch — no I/O, no global state — so a
-batch can run as a Ray Data task later; the runner owns run folders, checkpoints and resume.
+score and reason that removed them, and failed ones whose request failed for good). Stages are
+pure per batch — no I/O, no global state — so a batch can run as a Ray Data task later; the run
+driver (:mod:`tunesmith.driver`) owns run folders, checkpoints and resume.
 
 An LLM stage implements ``format_input(record) -> Request`` and
-``format_output(completion, record) -> Record | Rejected`` and never imports a provider SDK.
+``format_output(completion, record) -> Record | list[Record] | Rejected`` (one record in, zero or
+more out: Self-Instruct's instance stage returns one record per instance) and never imports a
+provider SDK. A completion that carries a per-request ``error`` becomes a :class:`Failed` row.
 """
 
 from __future__ import annotations
@@ -26,16 +29,29 @@ class Rejected:
     record: Record
     score: Any = None
     reason: str = ""
+    #: the rule that removed it when it is not the reporting stage (generation: parse, rouge_l)
+    stage: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Failed:
+    """A record whose request failed for good (HTTP 400/404/413/422, content filter ...)."""
+
+    record: Record
+    status: int | None = None
+    message: str = ""
 
 
 @dataclasses.dataclass
 class StageResult:
     kept: list[Record] = dataclasses.field(default_factory=list)
     rejected: list[Rejected] = dataclasses.field(default_factory=list)
+    failed: list[Failed] = dataclasses.field(default_factory=list)
 
     def extend(self, other: StageResult) -> None:
         self.kept.extend(other.kept)
         self.rejected.extend(other.rejected)
+        self.failed.extend(other.failed)
 
 
 class Stage:
@@ -43,6 +59,9 @@ class Stage:
 
     name: ClassVar[str] = "stage"
     uses_llm: ClassVar[bool] = False
+    #: True when the decision on a row depends on that row alone, so the stage runs in resumable
+    #: batches; False when it must see the whole set at once (dedup, selection, top shares).
+    per_record: ClassVar[bool] = False
 
     def setup(self) -> None:
         """Load models or other heavy resources (called once before the first batch)."""
@@ -55,11 +74,14 @@ class LLMStage(Stage):
     """A stage that makes one LLM request per record and parses the answer."""
 
     uses_llm = True
+    per_record = True
 
     def format_input(self, record: Record) -> Request:
         raise NotImplementedError
 
-    def format_output(self, completion: Completion, record: Record) -> Record | Rejected:
+    def format_output(
+        self, completion: Completion, record: Record
+    ) -> Record | list[Record] | Rejected:
         raise NotImplementedError
 
     def run(self, records: Sequence[Record], llm: LLM | None = None) -> StageResult:
@@ -68,9 +90,16 @@ class LLMStage(Stage):
         completions = llm.complete([self.format_input(r) for r in records])
         result = StageResult()
         for record, comps in zip(records, completions, strict=True):
+            error = getattr(comps[0], "error", None)
+            if error:  # a per-request failure: this row fails, the run goes on
+                status = getattr(comps[0], "error_status", None)
+                result.failed.append(Failed(record, status, str(error)))
+                continue
             out = self.format_output(comps[0], record)
             if isinstance(out, Rejected):
                 result.rejected.append(out)
+            elif isinstance(out, list):
+                result.kept.extend(out)
             else:
                 result.kept.append(out)
         return result

@@ -76,6 +76,14 @@ def test_self_instruct_cli_on_embedded_model_survives_sigkill(tmp_path):
     assert len({r["id"] for r in kept}) == len(kept)
     events = [json.loads(x) for x in lines(out / "events.jsonl")]
     assert any(e["stage"] == "bootstrap" for e in events)
+    # An uninterrupted run over the same answers (all replayed from the cache, no new call) must
+    # give exactly these rows: a row lost or duplicated across the kill would show here.
+    ref = tmp_path / "ref"
+    ref_args = tuple(str(ref) if a == str(out) else a for a in args)
+    stdout, stderr = cli(*ref_args, cache=cache).communicate(timeout=400)
+    assert ledger_calls(ref) == 0, stderr
+    assert lines(out / "kept.jsonl") == lines(ref / "kept.jsonl")
+    assert sorted(lines(out / "rejected.jsonl")) == sorted(lines(ref / "rejected.jsonl"))
 
 
 def test_sedi_cli_on_embedded_model(tmp_path):

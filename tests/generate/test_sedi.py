@@ -103,10 +103,10 @@ def test_sedi_run_writes_scores_batches_and_curve(tmp_path):
 
 def test_replace_seeds_evicts_and_feeds_the_novelty_pool(tmp_path):
     gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
-    from tunesmith.runs import RunDir
 
-    run = RunDir.open(tmp_path / "r", method="sedi")
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
     worst = gen.table.lowest(1)
     new = SeedTask(
@@ -119,11 +119,11 @@ def test_replace_seeds_evicts_and_feeds_the_novelty_pool(tmp_path):
 
 
 def test_feedback_loop_replaces_seeds_then_extends_the_same_run(tmp_path):
+    from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
-    from tunesmith.runs import RunDir
 
     gen = SediGenerator(num_instructions=6, max_tokens=400, embedder=cheap_embed)
-    run = RunDir.open(tmp_path / "r", method="sedi")
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     llm = LLM(FakeBackend(responses=responder))
     first = gen.run(SEEDS, llm, run)
     new = SeedTask(

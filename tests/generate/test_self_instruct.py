@@ -142,7 +142,7 @@ def test_resume_with_other_options_is_refused_but_a_larger_target_extends(tmp_pa
     from tunesmith.errors import ConfigError
 
     run, first = _run(tmp_path, n=6)
-    with pytest.raises(ConfigError, match="different options"):
+    with pytest.raises(ConfigError, match=r"different 'params.max_tokens' \(None there, 100 now\)"):
         _run(tmp_path, n=6, max_tokens=100)
     kept_before = run.kept_path.read_text().splitlines()
     bigger, second = _run(tmp_path, n=15)

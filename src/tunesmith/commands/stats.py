@@ -122,6 +122,10 @@ def _column_table(rows: list[dict[str, Any]]) -> Any:
     return table
 
 
+def _field_text(record: Any, field: str) -> str:
+    return str(record.prompt_text() if field == "prompt" else getattr(record, field, ""))
+
+
 def _say(name: str, msg: str, *, quiet: bool) -> None:
     if not quiet:
         typer.echo(f"... {name}: {msg}", err=True)
@@ -162,19 +166,38 @@ def register(app: typer.Typer) -> None:
         embed_model: str = typer.Option(
             None, "--embed-model", help="Sentence-transformers model (default: packaged MiniLM)."
         ),
+        field_map: list[str] = typer.Option(
+            None,
+            "--map",
+            metavar="FIELD=COLUMN",
+            help="Read a field of the datasets from this column (comma-separated or repeated), "
+            "e.g. instruction=prompt",
+        ),
+        allow_empty_instruction: bool = typer.Option(
+            False,
+            "--allow-empty-instruction",
+            help="Accept rows with an empty instruction (always so with --field input/output).",
+        ),
     ) -> None:
         """Size, lengths, rep-n, diversity, Self-BLEU, memorization, MAUVE, perplexity, verb-noun
         structure and embedding diversity (DiffTune Tables 1/3, Self-Instruct Figure 2)."""
+        from tunesmith.io import FieldMap, describe_fields
         from tunesmith.metrics.stats import compute_stats, load_dataset, resolve_metrics
 
+        read = functools.partial(
+            load_dataset,
+            field_map=FieldMap.of(field_map),
+            allow_empty_instruction=allow_empty_instruction or field in ("input", "output"),
+        )
         wanted = resolve_metrics(metrics.split(",")) if metrics else None
         ref = load_dataset(reference) if reference else None
         train_rows = load_dataset(train) if train else None
         rows = []
         for path in data:
+            records = read(path)
             rows.append(
                 compute_stats(
-                    load_dataset(path),
+                    records,
                     name=str(path),
                     reference=ref,
                     train=train_rows,
@@ -189,6 +212,11 @@ def register(app: typer.Typer) -> None:
                     progress=functools.partial(_say, path.name, quiet=as_json),
                 )
             )
+            rows[-1]["notes"].extend(f"read {line}" for line in describe_fields(records))
+            if not any(_field_text(r, field).strip() for r in records):
+                rows[-1]["notes"].append(
+                    f"every row's {field} is empty: these numbers measure nothing"
+                )
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
         else:

@@ -63,6 +63,7 @@ class Decontaminator(Stage):
     """
 
     name: ClassVar[str] = "decontam"
+    per_record: ClassVar[bool] = True
 
     def __init__(
         self,

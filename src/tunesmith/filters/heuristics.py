@@ -177,7 +177,7 @@ class HeuristicFilter(Stage):
         )
 
     @property
-    def per_record(self) -> bool:
+    def per_record(self) -> bool:  # type: ignore[override]  # depends on parameters
         """Without the duplicate-output rule every decision is per row (resumable batches)."""
         return not self.drop_duplicate_outputs
 

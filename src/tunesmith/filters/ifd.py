@@ -181,7 +181,7 @@ class IFDStage(UsesLogProbModel, Stage):
         self._reverse_prompt = PromptTemplate("ifd", "reverse", prompts_dir)
 
     @property
-    def per_record(self) -> bool:
+    def per_record(self) -> bool:  # type: ignore[override]  # depends on parameters
         """True when each row's decision depends only on that row (no top share): recipes may
         then run this stage in resumable batches."""
         return self.top_share is None

@@ -18,11 +18,9 @@ the same code path.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -211,15 +209,18 @@ def dedup_to_folder(
     field: str = "instruction",
     pool_path: str | os.PathLike[str] | None = None,
     top_k: int = 0,
+    force_new: bool = False,
 ) -> dict[str, Any]:
     """Dedup a dataset file into a run folder (``kept.jsonl``, ``rejected.jsonl``, summary).
+
+    A folder holding a dedup of other data or settings is refused unless ``force_new``.
 
     Rejected rows carry ``rejected_by="novelty"``, ``score`` (max F), a ``reason`` naming the kept
     row (or ``pool[i]``) they collided with, and ``meta.rouge_l_nearest`` with that id. The
     summary (counts, threshold, time) goes to ``summary.json`` and the run's manifest.
     """
+    from tunesmith.driver import RunDriver, fingerprint
     from tunesmith.io import read_records
-    from tunesmith.runs import RunDir
 
     if field not in FIELDS:
         raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
@@ -229,26 +230,21 @@ def dedup_to_folder(
     pool = [field_text(r, field) for r in read_records(pool_path)] if pool_path else []
     config = {"data": str(data), "threshold": threshold, "field": field, "top_k": top_k}
     config["pool"] = str(pool_path) if pool_path else None
-    run = RunDir.open(out, method="dedup", config=config)
-    if run.manifest.get("config") != config:
-        raise ConfigError(f"{out} holds a run with other settings; choose a new --out")
-    start = time.perf_counter()
-    kept, rejected = dedup_records(
-        records, threshold=threshold, pool=pool, field=field, top_k=top_k
-    )
-    elapsed = time.perf_counter() - start
-    run.write_kept(kept)
-    run.write_rejected(
-        [r.record for r in rejected],
-        stage=NoveltyStage.name,
-        scores=[r.score for r in rejected],
-        reasons=[r.reason for r in rejected],
-    )
-    summary: dict[str, Any] = {"rows": len(records), "kept": len(kept), "rejected": len(rejected)}
-    summary.update(pool=len(pool), threshold=threshold, field=field, top_k=top_k)
-    summary["elapsed_s"] = round(elapsed, 4)
-    (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    run.finish("done", **summary)
+    driver = RunDriver.open(out, method="dedup", config=config, keeps_ledger=False,
+                            inputs=fingerprint([*records, *pool]), resumable=("pool",),
+                            force_new=force_new)  # fmt: skip
+    with driver:
+        start = time.perf_counter()
+        kept, rejected = dedup_records(
+            records, threshold=threshold, pool=pool, field=field, top_k=top_k
+        )
+        elapsed = time.perf_counter() - start
+        driver.report(StageResult(kept, rejected), NoveltyStage.name, log=False)
+        summary: dict[str, Any] = {"rows": len(records), "kept": len(kept)}
+        summary.update(rejected=len(rejected), pool=len(pool), threshold=threshold, field=field)
+        summary.update(top_k=top_k, elapsed_s=round(elapsed, 4))
+        driver.write_artifact("summary.json", summary)
+        driver.finish("done", **summary)
     return summary
 
 

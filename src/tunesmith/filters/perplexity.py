@@ -58,6 +58,7 @@ class PerplexityFilter(UsesLogProbModel, Stage):
     """
 
     name: ClassVar[str] = "ppl"
+    per_record: ClassVar[bool] = True
 
     def __init__(
         self,

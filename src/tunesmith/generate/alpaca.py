@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith.driver import RunSink
 from tunesmith.generate.instruction_rules import ALPACA_EXTRA_BLACKLIST, SELF_INSTRUCT_BLACKLIST
 from tunesmith.generate.loop import BootstrapLoop, LoopState, PromptPlan, run_summary
 from tunesmith.generate.parsing import ParsedItem, parse_alpaca_tasks
@@ -22,7 +23,6 @@ from tunesmith.generate.seeds import SeedTask, require_seeds
 from tunesmith.llm.base import Completion, SamplingParams
 from tunesmith.llm.client import LLM
 from tunesmith.prompts import PromptTemplate
-from tunesmith.runs import RunDir
 
 
 class AlpacaGenerator(BootstrapLoop):
@@ -122,13 +122,16 @@ class AlpacaGenerator(BootstrapLoop):
         require_seeds(seeds, self.prompt_tasks, "seeds")
         self.seeds = list(seeds)
 
-    def run(self, seeds: Sequence[SeedTask], llm: LLM, run: RunDir) -> dict[str, Any]:
-        """Generate tasks into ``run``: kept.jsonl holds complete records. Returns the summary."""
+    def full_prompt_hashes(self) -> dict[str, str]:
+        """The templates this method uses, by key, with their full sha256 (for the manifest)."""
+        return {self.template.key: self.template.sha256}
+
+    def run(self, seeds: Sequence[SeedTask], llm: LLM, sink: RunSink) -> dict[str, Any]:
+        """Generate tasks, reporting each round to ``sink`` (kept rows are complete records).
+        Returns the summary."""
         self.setup_seeds(seeds)
-        run.note_prompt(self.template.key, self.template.sha256)
-        kept = self.generate([s.instruction for s in seeds], llm, run)
-        run.write_kept(kept)
-        run.save_ledger(llm.ledger)
+        sink.note_prompt(self.template.key, self.template.sha256)
+        kept = self.generate([s.instruction for s in seeds], llm, sink)
         return run_summary(
             llm, generated=self.state.generated, kept_instructions=len(kept), kept_records=len(kept)
         )

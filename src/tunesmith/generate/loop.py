@@ -3,7 +3,8 @@
 Each round builds ``prompts_per_batch`` prompts from a seeded RNG, sends them as one batch
 through :class:`~tunesmith.llm.client.LLM` (request cache, ledger, budget), parses the
 completions, applies the heuristic rules and then the ROUGE-L novelty filter in order, and
-writes rejected rows and one event per round into the run folder.
+reports each round's kept and rejected rows and its event to a :class:`~tunesmith.driver.RunSink`
+(the run driver writes them; the loop never touches files).
 
 Resume is deterministic replay: prompt construction depends only on the seed and on earlier
 decisions, every completion of a finished round is in the request cache, and rows are written by
@@ -18,12 +19,13 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tunesmith.driver import RunSink
 from tunesmith.generate.instruction_rules import check_instruction
 from tunesmith.generate.parsing import ParsedItem
 from tunesmith.llm.base import Completion, Request, SamplingParams
 from tunesmith.llm.client import LLM
 from tunesmith.records import Record, stable_id
-from tunesmith.runs import RunDir
+from tunesmith.stages import Rejected, StageResult
 
 
 @dataclasses.dataclass
@@ -53,29 +55,8 @@ def make_request(prompt: str, params: SamplingParams, *, tag: str, style: str = 
 
 
 def usage_totals(llm: LLM) -> dict[str, Any]:
-    t = llm.ledger.total()
-    return {
-        "calls": t.calls,
-        "cache_hits": t.cache_hits,
-        "prompt_tokens": t.prompt_tokens,
-        "completion_tokens": t.completion_tokens,
-        "cost_usd": round(t.cost_usd, 8),
-    }
-
-
-class EventLog:
-    """Appends one event per (stage, round) and skips rounds already logged (resume)."""
-
-    def __init__(self, run: RunDir) -> None:
-        self.run = run
-        self.done = {(e.get("stage"), e.get("batch")) for e in run.read_events()}
-
-    def log(self, llm: LLM, *, stage: str, batch: int, **data: Any) -> None:
-        self.run.save_ledger(llm.ledger)
-        if (stage, batch) in self.done:
-            return
-        self.done.add((stage, batch))
-        self.run.log_event(stage=stage, batch=batch, **data, **usage_totals(llm))
+    """The ledger's usage totals (kept for callers written before ``Ledger.totals``)."""
+    return llm.ledger.totals()
 
 
 class BootstrapLoop:
@@ -124,11 +105,11 @@ class BootstrapLoop:
             return self.max_rounds
         return max(20, 4 * self.num_instructions // max(1, self.prompts_per_batch) + 10)
 
-    def generate(self, pool: Sequence[str], llm: LLM, run: RunDir) -> list[Record]:
+    def generate(self, pool: Sequence[str], llm: LLM, sink: RunSink) -> list[Record]:
         """Start from ``pool`` (the seed texts) and run rounds until ``num_instructions`` are kept,
         the round limit, or ``patience`` rounds in a row keep nothing. Returns the kept records."""
         self.start(pool)
-        return self.continue_generation(llm, run)
+        return self.continue_generation(llm, sink)
 
     def start(self, pool: Sequence[str]) -> None:
         """Fresh state: the novelty pool holds ``pool``, the RNG is reseeded."""
@@ -138,11 +119,11 @@ class BootstrapLoop:
         self.rng = random.Random(self.seed)
         self.state = LoopState()
 
-    def continue_generation(self, llm: LLM, run: RunDir) -> list[Record]:
+    def continue_generation(self, llm: LLM, sink: RunSink) -> list[Record]:
         """Run more rounds on the current state (after :meth:`start`, or to extend a finished
-        generation once ``num_instructions`` was raised); the round limit counts per call."""
+        generation once ``num_instructions`` was raised); the round limit counts per call.
+        Each round's rows and event go to ``sink``."""
         state, rng, novelty = self.state, self.rng, self.novelty
-        events = EventLog(run)
         state.idle_rounds = 0
         last_round = state.rounds + self.max_rounds_for()
         while len(state.kept) < self.num_instructions and state.rounds < last_round:
@@ -158,15 +139,10 @@ class BootstrapLoop:
             ]
             completions = llm.complete(requests)
             before = len(state.kept)
-            self._decide_round(plans, [c[0] for c in completions], novelty, state, run)
-            events.log(
-                llm,
-                stage=self.stage,
-                batch=state.rounds,
-                generated=state.generated,
-                kept=len(state.kept),
-                prompts=(state.rounds + 1) * self.prompts_per_batch,
-            )
+            result = self._decide_round(plans, [c[0] for c in completions], novelty, state)
+            event = {"batch": state.rounds, "generated": state.generated, "kept": len(state.kept),
+                     "prompts": (state.rounds + 1) * self.prompts_per_batch}  # fmt: skip
+            sink.report(result, self.stage, event=event, keep=self.writes_kept)
             state.rounds += 1
             if self.on_round is not None:
                 self.on_round(state)
@@ -181,23 +157,24 @@ class BootstrapLoop:
         completions: list[Completion],
         novelty: Any,
         state: LoopState,
-        run: RunDir,
-    ) -> None:
+    ) -> StageResult:
+        """Parse, rule-check and novelty-check one round; returns its new kept and rejected rows
+        (each rejected row names the rule that removed it)."""
         candidates: list[tuple[int, Record]] = []
-        rejected: list[tuple[Record, str, Any, str]] = []
+        rejected: list[Rejected] = []
         generated = [0] * len(plans)
         for pi, (plan, comp) in enumerate(zip(plans, completions, strict=True)):
             for ii, item in enumerate(self.parse(comp)):
                 rec = self.to_record(item, plan, state.rounds, pi, ii, comp)
                 if item.reason:
-                    rejected.append((rec, "parse", None, item.reason))
+                    rejected.append(Rejected(rec, None, item.reason, stage="parse"))
                     continue
                 generated[pi] += 1
                 rule = check_instruction(item.instruction, blacklist=self.blacklist)
                 if rule.kept:
                     candidates.append((pi, rec))
                 else:
-                    rejected.append((rec, rule.rule, rule.score, rule.reason))
+                    rejected.append(Rejected(rec, rule.score, rule.reason, stage=rule.rule))
         decisions = (
             novelty.check([r.instruction for _, r in candidates], commit=True) if candidates else []
         )
@@ -215,13 +192,12 @@ class BootstrapLoop:
                 kept_per_prompt[pi] += 1
             else:
                 reason = f"ROUGE-L {dec.max_score:.3f} > {self.threshold} vs: {nearest}"
-                rejected.append((rec, "rouge_l", dec.max_score, reason))
+                rejected.append(Rejected(rec, dec.max_score, reason, stage="rouge_l"))
         state.generated += sum(generated)
-        if self.writes_kept:
-            run.write_kept(state.kept[len(state.kept) - sum(kept_per_prompt) :])
-        write_rejections(run, rejected)
         for plan, g, k in zip(plans, generated, kept_per_prompt, strict=True):
             self.on_prompt_done(plan, g, k)
+        new_kept = state.kept[len(state.kept) - sum(kept_per_prompt) :]
+        return StageResult(kept=list(new_kept), rejected=rejected)
 
     def to_record(
         self, item: ParsedItem, plan: PromptPlan, rnd: int, pi: int, ii: int, comp: Completion
@@ -246,25 +222,11 @@ class BootstrapLoop:
         return {}
 
 
-def write_rejections(run: RunDir, rejected: Sequence[tuple[Record, str, Any, str]]) -> None:
-    """Write (record, stage, score, reason) rows, one append (and fsync) per stage."""
-    by_stage: dict[str, list[tuple[Record, Any, str]]] = {}
-    for rec, stage, score, reason in rejected:
-        by_stage.setdefault(stage, []).append((rec, score, reason))
-    for stage, rows in by_stage.items():
-        run.write_rejected(
-            [r for r, _, _ in rows],
-            stage=stage,
-            scores=[s for _, s, _ in rows],
-            reasons=[why for _, _, why in rows],
-        )
-
-
 def run_summary(
     llm: LLM, *, generated: int, kept_instructions: int, kept_records: int
 ) -> dict[str, Any]:
     """Calls, tokens and cost in total and per kept instruction (SeDi-Instruct's cost measure)."""
-    totals = usage_totals(llm)
+    totals = llm.ledger.totals()
     per = max(1, kept_instructions)
     tokens = totals["prompt_tokens"] + totals["completion_tokens"]
     return {

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith.driver import RunSink
 from tunesmith.generate.alpaca import AlpacaGenerator
 from tunesmith.generate.loop import PromptPlan
 from tunesmith.generate.seeds import SeedTask
 from tunesmith.llm.client import LLM
-from tunesmith.runs import RunDir
 
 SEED_SCORES_FILE = "seed_scores.json"
 BATCHES_FILE = "batches.json"
@@ -99,7 +99,7 @@ class SediGenerator(AlpacaGenerator):
         threshold: ROUGE-L near-duplicate threshold (0.85).
         train_batch_size: the batch size the diverse batch order is built for (16 in the paper).
         embedder: texts -> vectors for the batch order (default: the packaged MiniLM).
-        **kwargs: everything :class:`AlpacaGenerator` takes.
+        The others: as for :class:`AlpacaGenerator`.
     """
 
     method = "sedi"
@@ -107,16 +107,35 @@ class SediGenerator(AlpacaGenerator):
     def __init__(
         self,
         *,
+        num_instructions: int = 100,
+        prompt_tasks: int = 3,
+        num_tasks: int = 20,
+        prompts_per_batch: int = 5,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_tokens: int = 3072,
         threshold: float = 0.85,
+        seed: int = 42,
+        max_rounds: int | None = None,
+        patience: int = 10,
+        top_k: int = 0,
+        prompt_style: str = "raw",
+        prompts_dir: str | Path | None = None,
+        strict_parsing: bool = False,
         train_batch_size: int = 16,
         embedder: Callable[[list[str]], Any] | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(threshold=threshold, **kwargs)
+        super().__init__(
+            num_instructions=num_instructions, prompt_tasks=prompt_tasks, num_tasks=num_tasks,
+            prompts_per_batch=prompts_per_batch, temperature=temperature, top_p=top_p,
+            max_tokens=max_tokens, threshold=threshold, seed=seed, max_rounds=max_rounds,
+            patience=patience, top_k=top_k, prompt_style=prompt_style, prompts_dir=prompts_dir,
+            strict_parsing=strict_parsing,
+        )  # fmt: skip
         self.train_batch_size = train_batch_size
         self.embedder = embedder
         self.table = SeedScoreTable()
-        self._scores_path: Path | None = None
+        self._sink: RunSink | None = None
 
     def setup_seeds(self, seeds: Sequence[SeedTask]) -> None:
         super().setup_seeds(seeds)
@@ -127,8 +146,8 @@ class SediGenerator(AlpacaGenerator):
 
     def on_prompt_done(self, plan: PromptPlan, generated: int, kept: int) -> None:
         self.table.update(plan.seed_ids, generated, kept)
-        if self._scores_path is not None:
-            self.table.save(self._scores_path)
+        if self._sink is not None:
+            self._sink.write_artifact(SEED_SCORES_FILE, self.table.to_rows())
 
     def replace_seeds(self, new_seeds: Sequence[SeedTask], count: int | None = None) -> list[str]:
         """Evict the ``count`` (default ``len(new_seeds)``) lowest-scoring seeds, add ``new_seeds``.
@@ -141,56 +160,49 @@ class SediGenerator(AlpacaGenerator):
         self.table.add(new_seeds)
         if getattr(self, "novelty", None) is not None:
             self.novelty.add_pool([s.instruction for s in new_seeds])
-        if self._scores_path is not None:
-            self.table.save(self._scores_path)
-            from tunesmith.io import append_jsonl
-
-            append_jsonl(
-                self._scores_path.with_name("events.jsonl"),
-                [
-                    {
-                        "stage": "seed_replacement",
-                        "evicted": evicted,
-                        "added": [s.id for s in new_seeds],
-                        "round": self.state.rounds if hasattr(self, "state") else 0,
-                    }
-                ],
+        if self._sink is not None:
+            self._sink.write_artifact(SEED_SCORES_FILE, self.table.to_rows())
+            self._sink.log_event(
+                stage="seed_replacement",
+                evicted=evicted,
+                added=[s.id for s in new_seeds],
+                round=self.state.rounds if hasattr(self, "state") else 0,
             )
         return evicted
 
-    def run(self, seeds: Sequence[SeedTask], llm: LLM, run: RunDir) -> dict[str, Any]:
-        """Generate into ``run``; writes kept.jsonl, seed_scores.json and batches.json."""
-        self._scores_path = run.path / SEED_SCORES_FILE
-        summary = super().run(seeds, llm, run)
-        self.table.save(self._scores_path)
-        summary["batches_file"] = str(self.write_batches(run))
+    def run(self, seeds: Sequence[SeedTask], llm: LLM, sink: RunSink) -> dict[str, Any]:
+        """Generate, reporting to ``sink``: kept rows, seed_scores.json and batches.json."""
+        self._sink = sink
+        summary = super().run(seeds, llm, sink)
+        sink.write_artifact(SEED_SCORES_FILE, self.table.to_rows())
+        summary["batches_file"] = str(self.write_batches(sink))
         return summary
 
-    def extend(self, more: int, llm: LLM, run: RunDir) -> dict[str, Any]:
+    def extend(self, more: int, llm: LLM, sink: RunSink) -> dict[str, Any]:
         """Keep ``more`` instructions beyond those kept so far, continuing the same generation
         (same RNG, novelty pool and seed table, e.g. after :meth:`replace_seeds`); updates
         kept.jsonl, seed_scores.json and batches.json and returns the new summary."""
         from tunesmith.generate.loop import run_summary
 
+        self._sink = sink
         self.num_instructions = len(self.state.kept) + more
-        kept = self.continue_generation(llm, run)
-        run.save_ledger(llm.ledger)
-        self.table.save(run.path / SEED_SCORES_FILE)
+        kept = self.continue_generation(llm, sink)
+        sink.write_artifact(SEED_SCORES_FILE, self.table.to_rows())
         summary = run_summary(
             llm, generated=self.state.generated, kept_instructions=len(kept), kept_records=len(kept)
         )
-        summary["batches_file"] = str(self.write_batches(run))
+        summary["batches_file"] = str(self.write_batches(sink))
         return summary
 
-    def write_batches(self, run: RunDir) -> Path:
-        """Embed the kept instructions and write their diverse batch order."""
-        from tunesmith.train.batching import batch_order, write_batch_order
+    def write_batches(self, sink: RunSink) -> Path:
+        """Embed the kept instructions and report their diverse batch order (``batches.json``)."""
+        from tunesmith.train.batching import batch_order
 
-        kept = run.read_kept()
+        kept = sink.read_kept()
         if not kept:
-            return write_batch_order(
-                run.path / BATCHES_FILE, {"batch_size": self.train_batch_size, "batches": []}
+            return sink.write_artifact(
+                BATCHES_FILE, {"batch_size": self.train_batch_size, "batches": []}
             )
         vectors = self.embedder([r.instruction for r in kept]) if self.embedder else None
         order = batch_order(kept, self.train_batch_size, seed=self.seed, vectors=vectors)
-        return write_batch_order(run.path / BATCHES_FILE, order)
+        return sink.write_artifact(BATCHES_FILE, order)

@@ -18,16 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith.driver import RunSink
 from tunesmith.generate.instruction_rules import ALPACA_EXTRA_BLACKLIST, SELF_INSTRUCT_BLACKLIST
-from tunesmith.generate.loop import (
-    BootstrapLoop,
-    EventLog,
-    LoopState,
-    PromptPlan,
-    make_request,
-    run_summary,
-    write_rejections,
-)
+from tunesmith.generate.loop import BootstrapLoop, LoopState, PromptPlan, make_request, run_summary
 from tunesmith.generate.parsing import (
     ParsedItem,
     clean_instances,
@@ -42,8 +35,7 @@ from tunesmith.llm.base import Completion, Request, SamplingParams
 from tunesmith.llm.client import LLM
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import Record, stable_id
-from tunesmith.runs import RunDir
-from tunesmith.stages import LLMStage, Rejected, StageResult
+from tunesmith.stages import LLMStage, Rejected, StageResult, run_stage_batches
 
 STOP_BOOTSTRAP = ("\n\n", "\n16", "16.", "16 .")
 
@@ -157,12 +149,16 @@ class InstructionBootstrapper(BootstrapLoop):
             capitalize=self.capitalize,
         )
 
-    def run(self, seeds: Sequence[SeedTask], llm: LLM, run: RunDir) -> list[Record]:
-        """Generate instructions into ``run`` (rejected rows, events); returns the kept ones."""
+    def full_prompt_hashes(self) -> dict[str, str]:
+        """The templates this method uses, by key, with their full sha256 (for the manifest)."""
+        return {self.template.key: self.template.sha256}
+
+    def bootstrap(self, seeds: Sequence[SeedTask], llm: LLM, sink: RunSink) -> list[Record]:
+        """Generate instructions (rejected rows and events go to ``sink``); returns the kept."""
         require_seeds(seeds, self.prompt_instructions, "seeds")
         self.seeds = list(seeds)
-        run.note_prompt(self.template.key, self.template.sha256)
-        return self.generate([s.instruction for s in seeds], llm, run)
+        sink.note_prompt(self.template.key, self.template.sha256)
+        return self.generate([s.instruction for s in seeds], llm, sink)
 
 
 class ClassificationIdentifier(LLMStage):
@@ -198,8 +194,9 @@ class ClassificationIdentifier(LLMStage):
 class InstanceGenerator(LLMStage):
     """Stage 4: input/output instances per instruction (output-first for classification).
 
-    Emits one record per kept instance (ids derived from the instruction id), or a Rejected
-    instruction when no instance survives the published rules.
+    One-to-many: :meth:`format_output` returns one record per kept instance (ids derived from
+    the instruction id), or a Rejected instruction when no instance survives the published rules,
+    so the base runner of :class:`~tunesmith.stages.LLMStage` runs it.
     """
 
     name = "instances"
@@ -235,7 +232,7 @@ class InstanceGenerator(LLMStage):
         prompt = template.render(instruction=clean_instruction(record.instruction))
         return make_request(prompt, params, tag=self.name, style=self.prompt_style)
 
-    def expand(self, completion: Completion, record: Record) -> list[Record] | Rejected:
+    def format_output(self, completion: Completion, record: Record) -> list[Record] | Rejected:
         """One completion to instance records, or the instruction rejected with the reason."""
         clf = bool(record.meta.get("is_classification"))
         parse = parse_output_first if clf else parse_input_first
@@ -261,38 +258,33 @@ class InstanceGenerator(LLMStage):
             for k, (inp, out) in enumerate(pairs)
         ]
 
-    def run(self, records: Sequence[Record], llm: LLM | None = None) -> StageResult:
-        if llm is None:
-            raise ValueError("stage instances needs an LLM")
-        completions = llm.complete([self.format_input(r) for r in records])
-        result = StageResult()
-        for record, comps in zip(records, completions, strict=True):
-            out = self.expand(comps[0], record)
-            if isinstance(out, Rejected):
-                result.rejected.append(out)
-            else:
-                result.kept.extend(out)
-        return result
+    #: the name used before the stage contract covered one-to-many
+    expand = format_output
 
 
 def run_llm_stage(
-    stage: LLMStage, records: list[Record], llm: LLM, run: RunDir, batch_size: int, events: EventLog
-) -> list[Record]:
-    """Run a per-record stage in batches, writing rejected rows and one event per batch."""
+    stage: LLMStage, records: list[Record], llm: LLM, sink: RunSink, batch_size: int,
+    skip_ids: set[str] | None = None,
+) -> list[Record]:  # fmt: skip
+    """Run a per-record stage with the base runner, reporting each batch's rejected and failed
+    rows and one event to ``sink``; returns the kept rows (written later, as instances).
+
+    Rows in ``skip_ids`` (failed for good in an earlier attempt) are not sent again.
+    """
     kept: list[Record] = []
     for template in _templates(stage):
-        run.note_prompt(template.key, template.sha256)
-    for b, start in enumerate(range(0, len(records), batch_size)):
-        result = stage.run(records[start : start + batch_size], llm)
+        sink.note_prompt(template.key, template.sha256)
+    todo = [r for r in records if not skip_ids or r.id not in skip_ids]
+    batch = [0]
+
+    def on_batch(result: StageResult) -> None:
         kept.extend(result.kept)
-        write_rejections(run, [(r.record, stage.name, r.score, r.reason) for r in result.rejected])
-        events.log(
-            llm,
-            stage=stage.name,
-            batch=b,
-            done=min(start + batch_size, len(records)),
-            kept=len(kept),
-        )
+        done = min((batch[0] + 1) * batch_size, len(todo))
+        event = {"batch": batch[0], "done": done, "kept": len(kept)}
+        sink.report(result, stage.name, event=event, keep=False)
+        batch[0] += 1
+
+    run_stage_batches(stage, todo, llm=llm, batch_size=batch_size, on_batch=on_batch)
     return kept
 
 
@@ -303,26 +295,25 @@ def _templates(stage: Any) -> list[PromptTemplate]:
 def run_self_instruct(
     seeds: Sequence[SeedTask],
     llm: LLM,
-    run: RunDir,
+    sink: RunSink,
     *,
     bootstrapper: InstructionBootstrapper,
     classifier: ClassificationIdentifier | None = None,
     instances: InstanceGenerator | None = None,
     batch_size: int = 8,
+    skip_ids: set[str] | None = None,
 ) -> dict[str, Any]:
-    """The four Self-Instruct stages into ``run``; kept.jsonl gets one row per instance.
+    """The four Self-Instruct stages, reported to ``sink``; kept rows are one per instance.
 
-    With ``instances=None`` the kept instructions themselves are written (no input/output).
+    With ``instances=None`` the kept instructions themselves are kept (no input/output).
     Returns the summary written to the manifest.
     """
-    instructions = bootstrapper.run(seeds, llm, run)
-    events = EventLog(run)
+    instructions = bootstrapper.bootstrap(seeds, llm, sink)
     records = instructions
-    if classifier is not None:
-        records = run_llm_stage(classifier, records, llm, run, batch_size, events)
-    if instances is not None:
-        records = run_llm_stage(instances, records, llm, run, batch_size, events)
-    run.write_kept(records)
+    for stage in (classifier, instances):
+        if stage is not None:
+            records = run_llm_stage(stage, records, llm, sink, batch_size, skip_ids)
+    sink.report(StageResult(kept=records), "instances", log=False)
     summary = run_summary(
         llm,
         generated=bootstrapper.state.generated,
@@ -332,5 +323,80 @@ def run_self_instruct(
     summary["instructions_with_instances"] = len(
         {r.meta.get("instruction_id", r.id) for r in records}
     )
-    run.save_ledger(llm.ledger)
     return summary
+
+
+class SelfInstructGenerator(InstructionBootstrapper):
+    """The whole Self-Instruct method (all four stages) as one generator for the registry.
+
+    Args:
+        instances: run stages 3 and 4 (False keeps the bare instructions).
+        instance_max_tokens: max_tokens for instance generation (300 classification / 350).
+        classification_max_tokens: max_tokens for the Yes/No classification (3).
+        batch_size: instructions per request batch in stages 3 and 4 (8).
+        max_instances: instances kept per instruction (5).
+        The others: as for :class:`InstructionBootstrapper`.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_instructions: int = 100,
+        prompt_instructions: int = 8,
+        machine_instructions: int = 2,
+        prompts_per_batch: int = 5,
+        temperature: float = 0.7,
+        top_p: float = 0.5,
+        presence_penalty: float = 2.0,
+        max_tokens: int = 1024,
+        threshold: float = 0.7,
+        truncation: str = "drop_last",
+        alpaca_blacklist: bool = False,
+        capitalize: bool = False,
+        classification_only: bool = False,
+        seed: int = 42,
+        max_rounds: int | None = None,
+        patience: int = 10,
+        top_k: int = 0,
+        prompt_style: str = "raw",
+        prompts_dir: str | Path | None = None,
+        instances: bool = True,
+        instance_max_tokens: int | None = None,
+        classification_max_tokens: int = 3,
+        batch_size: int = 8,
+        max_instances: int = 5,
+    ) -> None:
+        super().__init__(
+            num_instructions=num_instructions, prompt_instructions=prompt_instructions,
+            machine_instructions=machine_instructions, prompts_per_batch=prompts_per_batch,
+            temperature=temperature, top_p=top_p, presence_penalty=presence_penalty,
+            max_tokens=max_tokens, threshold=threshold, truncation=truncation,
+            alpaca_blacklist=alpaca_blacklist, capitalize=capitalize,
+            classification_only=classification_only, seed=seed, max_rounds=max_rounds,
+            patience=patience, top_k=top_k, prompt_style=prompt_style, prompts_dir=prompts_dir,
+        )  # fmt: skip
+        self.batch_size = batch_size
+        self.classifier = ClassificationIdentifier(max_tokens=classification_max_tokens,
+                                                   prompt_style=prompt_style,
+                                                   prompts_dir=prompts_dir)  # fmt: skip
+        self.instances = InstanceGenerator(
+            max_tokens_classification=instance_max_tokens or 300,
+            max_tokens=instance_max_tokens or 350,
+            max_instances=max_instances, prompt_style=prompt_style, prompts_dir=prompts_dir,
+        ) if instances else None  # fmt: skip
+
+    def full_prompt_hashes(self) -> dict[str, str]:
+        stages = [self.classifier, self.instances] if self.instances else []
+        hashes = super().full_prompt_hashes()
+        for template in (t for s in stages for t in _templates(s)):
+            hashes[template.key] = template.sha256
+        return hashes
+
+    def run(self, seeds: Sequence[SeedTask], llm: LLM, sink: RunSink) -> dict[str, Any]:
+        """All four stages, reported to ``sink`` (rows that failed for good in an earlier
+        attempt are not sent again); returns the summary."""
+        with_instances = self.instances is not None
+        return run_self_instruct(seeds, llm, sink, bootstrapper=self,
+                                 classifier=self.classifier if with_instances else None,
+                                 instances=self.instances, batch_size=self.batch_size,
+                                 skip_ids=sink.skip_ids())  # fmt: skip

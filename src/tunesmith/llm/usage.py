@@ -101,6 +101,23 @@ class Ledger:
                     setattr(t, f.name, getattr(t, f.name) + getattr(u, f.name))
             return t
 
+    def totals(self) -> dict[str, Any]:
+        """THE usage summary (calls, cache_hits, tokens, cost, latency, failed) over all stages.
+
+        Read by the run driver (events, manifest summary), the report and ``compare``; nobody
+        recomputes it. ``failed`` counts requests that came back with a per-request error.
+        """
+        t = self.total()
+        return {
+            "calls": t.calls,
+            "cache_hits": t.cache_hits,
+            "prompt_tokens": t.prompt_tokens,
+            "completion_tokens": t.completion_tokens,
+            "cost_usd": round(t.cost_usd, 8),
+            "latency_s": t.latency_s,
+            "failed": int(getattr(t, "failed", 0)),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         total = self.total()
         with self._lock:

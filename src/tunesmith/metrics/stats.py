@@ -32,7 +32,7 @@ import difflib
 import importlib.util
 import os
 import random
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,16 +128,22 @@ def missing_requirement(group: str) -> str | None:
     return None
 
 
-def load_dataset(path: str | os.PathLike[str]) -> list[Record]:
-    """Records of a dataset file/folder, or of a run folder (its ``kept.jsonl``)."""
+def load_dataset(
+    path: str | os.PathLike[str],
+    *,
+    field_map: Mapping[str, str] | None = None,
+    allow_empty_instruction: bool = True,
+) -> list[Record]:
+    """Records of a dataset file/folder, or of a run folder (its ``kept.jsonl``); ``field_map``
+    and ``allow_empty_instruction`` are :func:`tunesmith.io.read_records`'s."""
     from tunesmith.io import read_records
 
     p = Path(path)
     if p.is_dir() and ((p / "kept.jsonl").exists() or (p / "manifest.json").exists()):
         if not (p / "kept.jsonl").exists():
             raise DataError(p, None, "run folder has no kept.jsonl yet")
-        return read_records(p / "kept.jsonl", require_instruction=False)
-    return read_records(p, require_instruction=False)
+        p = p / "kept.jsonl"
+    return read_records(p, field_map=field_map, allow_empty_instruction=allow_empty_instruction)
 
 
 def compute_stats(

@@ -182,6 +182,7 @@ class ReflectionStage(Stage):
 
     name: ClassVar[str] = "reflect"
     uses_llm: ClassVar[bool] = True
+    per_record: ClassVar[bool] = True
 
     def __init__(
         self,
