@@ -152,3 +152,13 @@ def test_templates_are_user_replaceable(tmp_path: Path) -> None:
 def test_per_record_only_without_top_share() -> None:
     assert IFDStage(scorer=TablePPL({}), max_value=1.0).per_record
     assert not IFDStage(scorer=TablePPL({}), top_share=0.1).per_record
+
+
+def test_an_answer_over_1000_tokens_at_the_default_window_has_no_rifd() -> None:
+    """The reported case at the default 1024-token window, with a one-token-per-character model
+    (cheap): the reverse prompt holds the ~1,100-token answer, so r-IFD is missing, not 0."""
+    from tests.llm.logprob_helpers import CharModel
+
+    (s,) = score_ifd([("Describe a river.", "water " * 185)], CharModel(max_length=1024))
+    assert s.ifd is not None and s.rifd is None
+    assert "fills the 1024-token window" in s.missing["rifd"]

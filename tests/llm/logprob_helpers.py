@@ -15,11 +15,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tunesmith.errors import TunesmithError
+from tunesmith.llm.logprob import LogProbModel, Span
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,3 +155,22 @@ class FakeLogProb:
         return [
             (self._score(p, t), self._score("", t)) for p, t in zip(prompts, texts, strict=True)
         ]
+
+
+class CharModel(LogProbModel):
+    """One token per character, ln p = -1 for every token: the rule without a model."""
+
+    def __init__(self, max_length: int = 16) -> None:
+        self.max_length = max_length
+        self.start_ids = [0]
+        self.seen: list[Span] = []
+
+    def setup(self) -> None:
+        pass
+
+    def encode_plain(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def span_logprobs(self, spans: Sequence[Span]) -> list[np.ndarray]:
+        self.seen += spans
+        return [-np.ones(len(s.ids) - s.start) for s in spans]

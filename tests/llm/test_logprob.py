@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
-from tests.llm.logprob_helpers import cherry_nll, direct_ppl, encode, scorer
-from tunesmith.llm.logprob import LogProbModel, Span, TextScore, make_logprob_model
+from tests.llm.logprob_helpers import CharModel, cherry_nll, direct_ppl, encode, scorer
+from tunesmith.llm.logprob import TextScore, make_logprob_model
 
 PREFIX = "### Instruction:\nName three primary colors.\n\n### Response:\n"
 CASES = [
@@ -21,25 +20,6 @@ CASES = [
     ("Translate to French: cat\n", "chat"),
     ("", "asdf qwer zxcv"),
 ]
-
-
-class CharModel(LogProbModel):
-    """One token per character, ln p = -1 for every token: the rule without a model."""
-
-    def __init__(self, max_length: int = 16) -> None:
-        self.max_length = max_length
-        self.start_ids = [0]
-        self.seen: list[Span] = []
-
-    def setup(self) -> None:
-        pass
-
-    def encode_plain(self, text: str) -> list[int]:
-        return [ord(c) for c in text]
-
-    def span_logprobs(self, spans: Sequence[Span]) -> list[np.ndarray]:
-        self.seen += spans
-        return [-np.ones(len(s.ids) - s.start) for s in spans]
 
 
 def test_text_score_is_missing_never_zero() -> None:
