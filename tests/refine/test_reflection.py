@@ -105,8 +105,7 @@ class TableScorer(FakeLogProb):
 
 
 def selective(fallback: bool) -> tuple[dict[str, Record], list[str]]:
-    stage = ReflectionStage(selective=True, fallback=fallback)
-    stage._scorer = TableScorer()
+    stage = ReflectionStage(selective=True, fallback=fallback, scorer=TableScorer())  # type: ignore[arg-type]
     res = stage.run(ROWS, LLM(FakeBackend(responses=responder)))
     rows = {r.id: r for r in [*res.kept, *(x.record for x in res.rejected)]}
     return rows, [r.id for r in res.kept]
@@ -187,10 +186,16 @@ def long_answer_responder(request: Request, sample: int) -> str:
 
 
 @pytest.mark.integration
-def test_an_answer_too_long_to_score_is_not_picked_as_best() -> None:
+@pytest.mark.parametrize("runtime", ["transformers", "llama-cpp"])
+def test_an_answer_too_long_to_score_is_not_picked_as_best(runtime: str) -> None:
     """Regression: the reverse prompt of a ~170-token answer fills a 64-token window, nothing is
     scored, and r-IFD came out 0, which the rule read as the best: the long answer won."""
-    stage = ReflectionStage(selective=True, scorer_max_length=64)
+    if runtime == "llama-cpp":
+        pytest.importorskip("llama_cpp")
+    from tunesmith.llm.logprob import make_logprob_model
+
+    scorer = make_logprob_model(runtime, max_length=64, threads=1)
+    stage = ReflectionStage(selective=True, scorer=scorer)
     rows = [Record("a", "Describe a river.", output="A river is water that flows.")]
     result = stage.run(rows, LLM(FakeBackend(responses=long_answer_responder)))
     (rej,) = result.rejected

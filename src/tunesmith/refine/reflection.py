@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from tunesmith.errors import ConfigError
 from tunesmith.llm.base import Completion, Request, SamplingParams
 from tunesmith.llm.client import LLM
+from tunesmith.llm.logprob import LogProbModel
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import Record
 from tunesmith.refine.sections import extract_section, marker_pattern
@@ -172,6 +173,8 @@ class ReflectionStage(Stage):
         temperature, max_tokens: sampling (the paper uses temperature 0).
         scorer_model, scorer_batch_size, scorer_max_length: the student LM for IFD (None = the
             embedded SmolLM2 through transformers).
+        scorer: a log-prob model to use instead (either runtime, e.g. shared with an IFD stage:
+            :func:`tunesmith.llm.logprob.make_logprob_model`).
         prompts_dir: folder overriding ``reflection/{system,instruction,response}.j2``.
         instruction_marker, answer_marker, response_marker, end_marker: section markers.
 
@@ -195,6 +198,7 @@ class ReflectionStage(Stage):
         scorer_model: str | None = None,
         scorer_batch_size: int = 8,
         scorer_max_length: int = 1024,
+        scorer: LogProbModel | None = None,
         prompts_dir: str | Path | None = None,
         instruction_marker: str = "New Instruction",
         answer_marker: str = "New Answer",
@@ -221,7 +225,7 @@ class ReflectionStage(Stage):
             n: PromptTemplate("reflection", n, prompts_dir)
             for n in ("system", "instruction", "response")
         }
-        self._scorer: Any = None
+        self._scorer: LogProbModel | None = scorer
 
     @property
     def prompt_hashes(self) -> dict[str, str]:
@@ -354,6 +358,7 @@ class ReflectionStage(Stage):
         for name in ("instruction", "response", "both"):
             jobs += [(i, name, rec) for i, (rec, res) in enumerate(variants[name]) if res.ok]
         pairs = [(rec.prompt_text(), rec.output) for _, _, rec in jobs]
+        assert self._scorer is not None  # setup() built it
         ifd = score_ifd(pairs, self._scorer, reverse=True)
         table: list[dict[str, dict[str, Any]]] = [{} for _ in records]
         missing: list[dict[str, Any]] = [{} for _ in records]
