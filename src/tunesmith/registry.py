@@ -117,6 +117,11 @@ BUILTINS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
         ("alpaca", "tunesmith.generate.alpaca:AlpacaGenerator", ()),
         ("sedi", "tunesmith.generate.sedi:SediGenerator", ()),
     ],
+    # trainers: keyed by module file, like generators; the entry is the run function
+    "trainers": [
+        ("sft", "tunesmith.train.sft:train_sft", ()),
+        ("sedi_loop", "tunesmith.train.sedi_loop:run_sedi_feedback", ("sedi-loop",)),
+    ],
 }  # fmt: skip
 
 
