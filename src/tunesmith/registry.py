@@ -116,6 +116,7 @@ BUILTINS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
          ("self-instruct",)),
         ("alpaca", "tunesmith.generate.alpaca:AlpacaGenerator", ()),
         ("sedi", "tunesmith.generate.sedi:SediGenerator", ()),
+        ("difftune", "tunesmith.generate.difftune:DiffTuneGenerator", ()),
     ],
     # trainers: keyed by module file, like generators; the entry is the run function
     "trainers": [
