@@ -49,11 +49,26 @@ class SelfCuration(QualityScorer):
     """Humpback self-curation by M_{i-1} in iteration i: the ``humpback`` rubric, keep >= k.
 
     Scores go to ``scores["humpback_m<i-1>"]``; requests are tagged ``curate_m<i-1>`` so the
-    ledger holds each iteration's calls and cost separately.
+    ledger holds each iteration's calls and cost separately. Also a recipe stage
+    (``self_curation: {min_score: 5}``).
+
+    Args:
+        iteration: i (the judge is M_{i-1}).
+        min_score: k (5: A_5).
+        max_tokens: room for the reasoning before ``Score: n``.
+        prompts_dir: folder overriding ``judge_score/humpback*.j2``.
     """
 
-    def __init__(self, *, iteration: int = 1, **kwargs: Any) -> None:
-        super().__init__(rubric="humpback", key=f"humpback_m{iteration - 1}", **kwargs)
+    def __init__(
+        self,
+        *,
+        iteration: int = 1,
+        min_score: int = 5,
+        max_tokens: int = 384,
+        prompts_dir: str | None = None,
+    ) -> None:
+        super().__init__(rubric="humpback", key=f"humpback_m{iteration - 1}",
+                         min_score=min_score, max_tokens=max_tokens, prompts_dir=prompts_dir)  # fmt: skip
         self.iteration = iteration
 
     @property

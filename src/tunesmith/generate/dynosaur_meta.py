@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -56,7 +57,7 @@ def is_id_field(name: str) -> bool:
     return bool(_ID_TOKEN.search(name)) or name.lower() in ("id", "idx", "index")
 
 
-def find_datasets(path: str | Path) -> list[Path]:
+def find_datasets(path: str | os.PathLike[str]) -> list[Path]:
     """The datasets under ``path``: itself when it is a data file or a ``datasets`` folder,
     else every data file and dataset folder below it, in sorted order."""
     root = Path(path)

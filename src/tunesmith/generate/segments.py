@@ -15,6 +15,7 @@ text column), plain ``.txt``/``.md`` files (one document per file), or a folder 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -67,7 +68,9 @@ class SegmentRules:
                               f"{self.max_chars}")  # fmt: skip
 
 
-def read_documents(path: str | Path, *, text_field: str | None = None) -> list[Document]:
+def read_documents(
+    path: str | os.PathLike[str], *, text_field: str | None = None
+) -> list[Document]:
     """Every document under ``path`` (a file or a folder, read in sorted order).
 
     Raises:
