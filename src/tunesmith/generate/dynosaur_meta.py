@@ -221,10 +221,11 @@ def label_space(
 ) -> list[str] | None:  # fmt: skip
     """The allowed labels when ``field`` looks categorical in the first 100 rows: at most
     ``max_labels`` distinct values of at most ``max_chars`` characters, and no value holding
-    more than ``max_share`` of the rows (Dynosaur's label hint); else None."""
+    more than ``max_share`` of the rows (Dynosaur's label hint); else None. Values must repeat
+    (twice per label on average): a field of all-distinct values is not a label space."""
     values = [str(r.get(field, "")).strip() for r in rows[:100] if r.get(field) not in (None, "")]
     counts = Counter(values)
-    if len(counts) < 2 or len(counts) > max_labels:
+    if len(counts) < 2 or len(counts) > max_labels or len(values) < 2 * len(counts):
         return None
     if any(len(v) > max_chars for v in counts) or max(counts.values()) > max_share * len(values):
         return None
