@@ -89,7 +89,8 @@ class BacktranslationGenerator:
         num_examples, backward_mode, example_chars, backward_max_tokens, temperature:
             the backward model (:class:`InstructionPredictor`).
         min_score: k; keep pairs M_{i-1} rates >= k (5: the paper's A_5).
-        iterations: curation rounds; round i >= 2 curates with M_{i-1} (see ``run``).
+        iterations: curation rounds; round i >= 2 curates with M_{i-1} (see ``run``); 0 keeps
+            every predicted pair uncurated (self-augmentation only).
         judge_max_tokens: room for the rubric's reasoning before ``Score: n``.
         include_seeds: put the seed rows (tagged ``seed``) into ``kept.jsonl`` with A_k, the
             training mix of the paper.
@@ -121,8 +122,8 @@ class BacktranslationGenerator:
         seed: int = 42,
         prompts_dir: str | None = None,
     ) -> None:
-        if iterations < 1:
-            raise ConfigError("iterations must be >= 1")
+        if iterations < 0:
+            raise ConfigError("iterations must be >= 0")
         self.rules = SegmentRules(min_chars, max_chars, min_line_chars, short_lines, split_long)
         self.predictor = InstructionPredictor(
             num_examples=num_examples, mode=backward_mode, example_chars=example_chars,
@@ -182,7 +183,7 @@ class BacktranslationGenerator:
         segments = self._segment(documents, driver)
         candidates = self._augment(segments, backward_llm or llm, driver)
         seed_rows = self.tag(seeds, "seed")
-        kept: list[Record] = []
+        kept: list[Record] = self.tag(candidates, "augmented") if self.iterations == 0 else []
         prior: dict[str, dict[str, Any]] = {}
         for i in range(1, self.iterations + 1):
             judge = llm if i == 1 else self._model(i, curators, trainer, seed_rows + kept, driver)

@@ -1,0 +1,65 @@
+"""Both methods end to end on the embedded SmolLM2 (real model, real files; integration)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import shared_file
+from tunesmith.generate.backtranslation_run import run_backtranslation
+from tunesmith.generate.dynosaur_run import run_dynosaur
+from tunesmith.llm.factory import LLMConfig
+
+pytestmark = pytest.mark.integration
+EMBEDDED = LLMConfig(backend="embedded", options={"threads": 1})
+
+
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_backtranslation_end_to_end_on_a_handful_of_segments(tmp_path: Path) -> None:
+    dolly = shared_file("dolly_3k_alpagasus", "dolly_3k.json")
+    data = json.loads(dolly.read_text())
+    docs = [r["output"] for r in data if not r["input"] and 300 <= len(r["output"]) <= 700][:3]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    seeds = tmp_path / "seeds.json"
+    seeds.write_text(json.dumps([r for r in data if r["output"] not in docs]))
+    params = {"min_chars": 200, "max_chars": 800, "min_line_chars": 0, "num_examples": 2,
+              "judge_max_tokens": 160}  # fmt: skip
+    run = run_backtranslation(tmp_path / "docs.jsonl", seeds=seeds, out=tmp_path / "run",
+                              config=EMBEDDED, params=params)  # fmt: skip
+    candidates = rows_of(run.path / "augment" / "kept.jsonl")
+    failed = rows_of(run.path / "augment" / "rejected.jsonl")
+    assert len(candidates) + len(failed) == 3 and candidates
+    for row in candidates:
+        assert row["instruction"].strip() and row["output"] in docs and row["input"] == ""
+    curated = rows_of(run.path / "iterations/1/kept.jsonl")
+    dropped = rows_of(run.path / "iterations/1/rejected.jsonl")
+    assert len(curated) + len(dropped) == len(candidates)
+    assert all(r["scores"]["humpback_m0"] == 5 for r in curated)
+    assert all(r["reason"].startswith(("humpback_m0 ", "parse failure")) for r in dropped)
+    summary = json.loads((run.path / "backtranslation.json").read_text())
+    assert summary["calls"] == 3 + len(candidates)
+    assert run.manifest["status"] == "done"
+    again = run_backtranslation(tmp_path / "docs.jsonl", seeds=seeds, out=tmp_path / "run",
+                                config=EMBEDDED, params=params)  # fmt: skip
+    assert (
+        json.loads((again.path / "backtranslation.json").read_text())["calls"] == summary["calls"]
+    )
+
+
+def test_dynosaur_end_to_end_on_the_dolly_card(tmp_path: Path) -> None:
+    folder = shared_file("dolly_3k_alpagasus", "dolly_3k.json").parent
+    run = run_dynosaur(folder, out=tmp_path / "run", config=EMBEDDED,
+                       params={"max_tokens": 300})  # fmt: skip
+    s = run.manifest["summary"]
+    assert s["design_calls"] == 2 and s["calls"] == 2  # aware + unaware, no call per row
+    tasks = json.loads((run.path / "tasks.json").read_text())["dolly_3k"]["tasks"]
+    design_rejections = [r for r in run.read_rejected() if r["rejected_by"] == "task_design"]
+    assert len(tasks) + len(design_rejections) >= 1 and all(r["reason"] for r in design_rejections)
+    kept = run.read_kept()
+    assert len(kept) == s["rows_produced"]
+    assert all(r.meta["license"] == "CC BY-SA 3.0" for r in kept)
