@@ -83,6 +83,12 @@ def test_csv_and_hf_datasets_folder(tmp_path: Path) -> None:
     hf_info = load_info(tmp_path / "films", read_rows(tmp_path / "films"))
     assert (hf_info.name, hf_info.description, hf_info.license) == (
         "films", "Film reviews with their sentiment.", "CC0-1.0")  # fmt: skip
+    splits = datasets.DatasetDict({"train": ds, "test": ds.select([0])})
+    splits.save_to_disk(str(tmp_path / "films_dd"))
+    found = find_datasets(tmp_path / "films_dd")
+    assert [p.name for p in found] == ["test", "train"]
+    names = [info.name for info, _, _ in load_datasets(tmp_path / "films_dd")]
+    assert names == ["films_dd-test", "films_dd-train"]
 
 
 def test_label_space_hint_rule() -> None:

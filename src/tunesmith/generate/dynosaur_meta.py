@@ -63,6 +63,8 @@ def find_datasets(path: str | os.PathLike[str]) -> list[Path]:
     root = Path(path)
     if not root.exists():
         raise DataError(root, None, "no such file or folder")
+    if (root / "dataset_dict.json").exists():  # a DatasetDict: each split is a dataset
+        return sorted(p for p in root.iterdir() if _is_hf_folder(p))
     if root.is_file() or _is_hf_folder(root):
         return [root]
     found: list[Path] = []
@@ -75,9 +77,7 @@ def find_datasets(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def _is_hf_folder(path: Path) -> bool:
-    return path.is_dir() and any(
-        (path / n).exists() for n in ("dataset_info.json", "state.json", "dataset_dict.json")
-    )
+    return path.is_dir() and any((path / n).exists() for n in ("dataset_info.json", "state.json"))
 
 
 def dataset_name(path: Path) -> str:
