@@ -260,7 +260,9 @@ def test_a_folder_of_datasets_grows_without_redoing_old_ones(tmp_path: Path, dol
     (data / "alpaca").mkdir()
     shutil.copy(shared_file("alpaca_random_9k", "random_9k.json"), data / "alpaca")
     grown = designer_fake()
-    run = run_dynosaur(data, out=tmp_path / "run", config=config, backend=grown)
+    # an empty request cache: a dataset designed again would cost calls again
+    fresh_cache = LLMConfig(backend="fake", cache_path=str(tmp_path / "other.sqlite"))
+    run = run_dynosaur(data, out=tmp_path / "run", config=fresh_cache, backend=grown)
     assert grown.calls == 1  # alpaca has no card here: only the description-unaware prompt
     tasks = json.loads((run.path / "tasks.json").read_text())
     assert list(tasks) == ["dolly_3k", "random_9k"] and tasks["random_9k"]["tasks"] == []

@@ -172,7 +172,9 @@ class BacktranslationGenerator:
             driver: the open run driver.
             backward_llm: a separate backward model M_yx (e.g. a reversed-SFT model).
             curators: client configs of M1, M2 ... for iterations 2, 3 ...
-            trainer: trains M_i on seed + A_k when ``curators`` does not name it.
+            trainer: trains M_i on seed + A_k when ``curators`` does not name it; it is called
+                again on resume, so it must resume or reuse its own training run (as
+                ``tunesmith train sft`` does with its run folder).
         """
         if self.iterations > 1 + len(curators) and trainer is None:
             raise ConfigError(
@@ -188,7 +190,11 @@ class BacktranslationGenerator:
         for i in range(1, self.iterations + 1):
             judge = llm if i == 1 else self._model(i, curators, trainer, seed_rows + kept, driver)
             pool = [c.with_scores(**prior.get(c.id, {})) for c in candidates]
-            kept = self._curate(i, pool, judge, driver, prior)
+            try:
+                kept = self._curate(i, pool, judge, driver, prior)
+            finally:
+                if judge is not llm:
+                    judge.close()
         driver.write_kept((seed_rows if self.include_seeds else []) + kept)
         summary = self.summary(driver, len(documents), len(segments), len(candidates), len(kept))
         driver.write_artifact(SUMMARY_FILE, summary)
