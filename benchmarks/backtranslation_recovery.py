@@ -76,7 +76,7 @@ def run_source(name: str, args: argparse.Namespace, seeds: Path, work: Path) -> 
     start = time.perf_counter()
     run = run_backtranslation(docs, seeds=seeds, out=work / name, config=config, params=params)
     wall = time.perf_counter() - start
-    by_row = {r["row"]: r for r in rows}
+    by_row = dict(enumerate(rows))  # a document's meta["row"] is its line in the docs file
     preds = [json.loads(x) for x in (run.path / "augment" / "kept.jsonl").read_text().splitlines()]
     real = [by_row[p["meta"]["row"]]["instruction"] for p in preds]
     predicted = [p["instruction"] for p in preds]

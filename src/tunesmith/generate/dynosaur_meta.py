@@ -168,8 +168,10 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str]:
 
 
 def _summary(body: str, limit: int = 1200) -> str:
-    """The card's prose without headings, links' URLs and tables, cut at ``limit`` characters."""
+    """The card's prose without headings, links' URLs, emphasis marks and tables, cut at
+    ``limit`` characters."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", body)
+    text = re.sub(r"(\*{1,3}|`)(\S.*?)\1", r"\2", text)  # **bold**, `code`
     lines = [ln.strip() for ln in text.splitlines()]
     keep = [ln for ln in lines if ln and not ln.startswith(("#", "|", "```", "!["))]
     out = " ".join(keep)
