@@ -63,6 +63,18 @@ def scores(pred: list[str], real: list[str]) -> dict[str, float]:
     return {"rouge_l": round(float(np.mean(rouge)), 4), "cosine": round(float(np.mean(cos)), 4)}
 
 
+def reasons(run_path: Path) -> dict[str, int]:
+    """Why the last curation round dropped pairs (score below k, or no parseable score)."""
+    path = run_path / "rejected.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    out: dict[str, int] = {}
+    for row in rows:
+        if row["rejected_by"].startswith("curate"):
+            key = row["reason"].split(":")[0].split(" (")[0]
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
 def run_source(name: str, args: argparse.Namespace, seeds: Path, work: Path) -> dict[str, Any]:
     rows = sample_rows(DATA / SOURCES[name], args.n, args.seed)
     docs = work / f"{name}_docs.jsonl"
@@ -87,7 +99,8 @@ def run_source(name: str, args: argparse.Namespace, seeds: Path, work: Path) -> 
         "source": name, "documents": len(rows), "predicted": len(preds),
         "backtranslated": scores(predicted, real), "shuffled": scores(shuffled, real),
         "lead_sentence": scores(lead, real), "kept_a5": summary["augmented_kept"],
-        "calls": summary["calls"], "wall_s": round(wall, 1),
+        "calls": summary["calls"], "model_s": round(summary["latency_s"], 1),
+        "wall_s": round(wall, 1), "curation_reasons": reasons(run.path),
         "examples": [{"real": r, "predicted": p} for r, p in list(zip(real, predicted, strict=True))[:4]],
     }  # fmt: skip
 
@@ -114,14 +127,16 @@ def main() -> None:
     (work / "recovery.json").write_text(json.dumps(results, indent=2))
     print(
         "| source | docs | predicted | ROUGE-L: backtranslated / shuffled / lead sentence "
-        "| cosine: backtranslated / shuffled / lead sentence | kept (A_5) | calls | wall s |"
+        "| cosine: backtranslated / shuffled / lead sentence | kept (A_5) | calls | model s |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        print(f"{r['source']}: curation dropped {r['curation_reasons']}")
     for r in results:
         b, s, lead = r["backtranslated"], r["shuffled"], r["lead_sentence"]
         print(f"| {r['source']} | {r['documents']} | {r['predicted']} | {b['rouge_l']:.3f} / "
               f"{s['rouge_l']:.3f} / {lead['rouge_l']:.3f} | {b['cosine']:.3f} / {s['cosine']:.3f} "
-              f"/ {lead['cosine']:.3f} | {r['kept_a5']} | {r['calls']} | {r['wall_s']} |")  # fmt: skip
+              f"/ {lead['cosine']:.3f} | {r['kept_a5']} | {r['calls']} | {r['model_s']} |")  # fmt: skip
 
 
 if __name__ == "__main__":
