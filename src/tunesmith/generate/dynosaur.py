@@ -205,13 +205,20 @@ def validate(
         return None, f"output field '{output}' is among the input fields"
     if _norm(instruction) in seen:
         return None, "duplicate instruction"
-    if any(isinstance(r.get(output), dict) for r in rows[:100]):
+    if any(is_nested(r.get(output)) for r in rows[:100]):
         return None, f"output field '{output}' is nested"
     return {"instruction": instruction.strip(), "input_fields": list(dict.fromkeys(inputs)),
             "output_field": output}, ""  # fmt: skip
 
 
 # -- application -------------------------------------------------------------------------------------
+def is_nested(value: Any) -> bool:
+    """A mapping, or a list holding mappings or lists: not a text or a list of options."""
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+
+
 def render_value(value: Any) -> str:
     """A field's value as text; a list of options becomes lettered options (A. ..., B. ...)."""
     if isinstance(value, list):
@@ -245,7 +252,7 @@ def apply_task(
                         input=render_input(row, task.input_fields), output=output, meta=meta)  # fmt: skip
         empty = [f for f in (*task.input_fields, task.output_field) if not render_value(row.get(f))]
         size = len(record.instruction) + len(record.input) + len(record.output)
-        if isinstance(output_value, dict):
+        if is_nested(output_value):
             result.rejected.append(Rejected(record, reason=f"nested output '{task.output_field}'"))
         elif empty:
             result.rejected.append(Rejected(record, reason=f"empty field '{empty[0]}'"))
