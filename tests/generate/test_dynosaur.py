@@ -289,3 +289,50 @@ def test_load_datasets_names_clashes_by_folder(tmp_path: Path) -> None:
         (tmp_path / sub / "train.jsonl").write_text(json.dumps({"x": "1", "y": "2"}) + "\n")
     names = [info.name for info, _, _ in load_datasets(tmp_path)]
     assert names == ["a/train", "b/train"]
+
+
+def test_a_design_request_that_fails_for_good_is_a_failed_row_retried_on_request(
+    tmp_path: Path,
+) -> None:
+    from tunesmith.llm.base import Backend
+
+    class Refusing(Backend):
+        """Answers the unaware prompt; the aware one fails like an HTTP 400 would."""
+
+        name = "fake"
+
+        def __init__(self, refuse: bool) -> None:
+            super().__init__("fake-model")
+            self.refuse, self.calls = refuse, 0
+
+        def complete(self, requests, on_done):  # type: ignore[no-untyped-def]
+            for i, req in enumerate(requests):
+                self.calls += 1
+                text = req.messages[-1]["content"]
+                comp = Completion(text=json.dumps([{"instruction": "Answer.", "input_fields": ["q"],
+                                                    "output_field": "a"}]))  # fmt: skip
+                if self.refuse and "Description:" in text.split("Now the dataset")[1]:
+                    comp = Completion(text="")
+                    comp.error, comp.error_status = "content filter", 400  # type: ignore[attr-defined]
+                on_done(i, [comp])
+
+    data = tmp_path / "qa"
+    data.mkdir()
+    (data / "qa.jsonl").write_text("".join(json.dumps({"q": f"Q{i}?", "a": f"A{i}"}) + "\n"
+                                           for i in range(5)))  # fmt: skip
+    (data / "README.md").write_text("Questions and their answers.\n")
+    config = LLMConfig(backend="fake")
+    run = run_dynosaur(data, out=tmp_path / "run", config=config, backend=Refusing(True))
+    failed = [json.loads(x) for x in (run.path / "failed.jsonl").read_text().splitlines()]
+    assert [(f["status"], f["message"], f["meta"]["prompt"]) for f in failed] == [
+        (400, "content filter", "aware")]  # fmt: skip
+    assert len(run.read_kept()) == 5  # the unaware prompt's task still made its rows
+    again = Refusing(False)
+    run_dynosaur(data, out=tmp_path / "run", config=config, backend=again)
+    assert again.calls == 0  # a failed row is not resent unless asked
+    # (an empty cache: errored replies are not cached once the accounting change is in)
+    fresh = LLMConfig(backend="fake", cache_path=str(tmp_path / "fresh.sqlite"))
+    run = run_dynosaur(data, out=tmp_path / "run", config=fresh, backend=again, retry_failed=True)
+    assert again.calls == 2  # the dataset is designed again
+    tasks = json.loads((run.path / "tasks.json").read_text())["qa"]
+    assert tasks["failed"] == 0 and len(tasks["tasks"]) == 1  # the same task: a duplicate now

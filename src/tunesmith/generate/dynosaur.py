@@ -26,11 +26,17 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tunesmith.generate.dynosaur_meta import DatasetInfo, label_space
+from tunesmith.generate.dynosaur_meta import (
+    DatasetInfo,
+    is_nested,
+    label_space,
+    render_input,
+    render_value,
+)
 from tunesmith.llm.base import Completion, Request, SamplingParams
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import Record, stable_id
-from tunesmith.stages import Rejected, StageResult
+from tunesmith.stages import Failed, Rejected, StageResult
 
 PROMPT_KINDS = ("aware", "unaware")
 
@@ -212,30 +218,6 @@ def validate(
 
 
 # -- application -------------------------------------------------------------------------------------
-def is_nested(value: Any) -> bool:
-    """A mapping, or a list holding mappings or lists: not a text or a list of options."""
-    if isinstance(value, dict):
-        return True
-    return isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
-
-
-def render_value(value: Any) -> str:
-    """A field's value as text; a list of options becomes lettered options (A. ..., B. ...)."""
-    if isinstance(value, list):
-        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-        if all(isinstance(v, str | int | float) for v in value) and len(value) <= len(letters):
-            return "\n".join(f"{letters[i]}. {v}" for i, v in enumerate(value))
-        return json.dumps(value, ensure_ascii=False)
-    return "" if value is None else str(value).strip()
-
-
-def render_input(row: Mapping[str, Any], fields: Sequence[str]) -> str:
-    """One field -> its value; several -> one ``field is 'value'.`` line each (the paper's)."""
-    if len(fields) == 1:
-        return render_value(row.get(fields[0]))
-    return "\n".join(f"{f} is '{render_value(row.get(f))}'." for f in fields)
-
-
 def apply_task(
     task: TaskDesign, rows: Sequence[Mapping[str, Any]], info: DatasetInfo, *,
     start: int = 0, max_chars: int = 5000,
@@ -305,12 +287,13 @@ class DynosaurGenerator:
 
     def design(
         self, info: DatasetInfo, rows: Sequence[Mapping[str, Any]], llm: Any
-    ) -> tuple[list[TaskDesign], list[Rejected], dict[str, Any]]:
-        """Both design prompts in one batch: the valid tasks, the invalid ones, their usage."""
+    ) -> tuple[list[TaskDesign], StageResult, dict[str, Any]]:
+        """Both design prompts in one batch: the valid tasks; the invalid designs (rejected) and
+        the requests that failed for good (failed rows); the usage."""
         kinds = self.designer.kinds_for(info)
         replies = llm.complete([self.designer.request(info, k) for k in kinds])
         tasks: list[TaskDesign] = []
-        rejected: list[Rejected] = []
+        result = StageResult()
         seen: set[str] = set()
         usage = {"design_calls": len(kinds), "prompt_tokens": 0, "completion_tokens": 0,
                  "cost_usd": 0.0}  # fmt: skip
@@ -319,10 +302,16 @@ class DynosaurGenerator:
             usage["prompt_tokens"] += comp.prompt_tokens
             usage["completion_tokens"] += comp.completion_tokens
             usage["cost_usd"] += comp.cost_usd
+            error = getattr(comp, "error", None)
+            if error:  # a per-request failure (HTTP 400, content filter): retried on request
+                record = Record(id=stable_id("design", info.name, kind, "reply"), instruction="",
+                                meta={"dataset": info.name, "prompt": kind, "method": "dynosaur"})  # fmt: skip
+                result.failed.append(Failed(record, getattr(comp, "error_status", None), error))
+                continue
             got, bad = self.designer.designs(comp, info, kind, rows, seen)
             tasks += got
-            rejected += bad
-        return tasks, rejected, usage
+            result.rejected.extend(bad)
+        return tasks, result, usage
 
     def run(
         self, datasets: Sequence[tuple[DatasetInfo, Sequence[Mapping[str, Any]], str]],
@@ -338,14 +327,20 @@ class DynosaurGenerator:
 
                 raise ConfigError(f"dataset '{info.name}' changed since this run used it; "
                                   "add --force-new to start over or choose another --out")  # fmt: skip
+            batch = f"design:{info.name}"
+            if entry is not None and entry.get("failed") and driver.retry_failed:
+                entry = None  # a design request failed for good before: design this one again
+                batch += f":retry{driver.manifest.get('resumed', 0)}"
             if entry is None:
-                tasks, rejected, usage = self.design(info, rows, llm)
-                driver.report(StageResult(rejected=rejected), "task_design",
-                              event={"batch": f"design:{info.name}", "dataset": info.name,
-                                     "tasks": len(tasks), "invalid": len(rejected)})  # fmt: skip
+                tasks, result, usage = self.design(info, rows, llm)
+                driver.report(result, "task_design",
+                              event={"batch": batch,
+                                     "dataset": info.name, "tasks": len(tasks),
+                                     "invalid": len(result.rejected)})  # fmt: skip
                 entry = {"fingerprint": fp, "rows": len(rows), "license": info.license,
                          "source": info.source, "tasks": [t.to_row() for t in tasks],
-                         "invalid": len(rejected), **usage, "applied": False}  # fmt: skip
+                         "invalid": len(result.rejected), "failed": len(result.failed), **usage,
+                         "applied": False}  # fmt: skip
                 entries[info.name] = entry
                 driver.run.save_state(state)
             if not entry["applied"]:

@@ -232,3 +232,28 @@ def label_space(
     if any(len(v) > max_chars for v in counts) or max(counts.values()) > max_share * len(values):
         return None
     return sorted(counts)
+
+
+# -- row values as instruction text (Dynosaur's input rendering) ------------------------------
+def is_nested(value: Any) -> bool:
+    """A mapping, or a list holding mappings or lists: not a text or a list of options."""
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+
+
+def render_value(value: Any) -> str:
+    """A field's value as text; a list of options becomes lettered options (A. ..., B. ...)."""
+    if isinstance(value, list):
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        if all(isinstance(v, str | int | float) for v in value) and len(value) <= len(letters):
+            return "\n".join(f"{letters[i]}. {v}" for i, v in enumerate(value))
+        return json.dumps(value, ensure_ascii=False)
+    return "" if value is None else str(value).strip()
+
+
+def render_input(row: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """One field -> its value; several -> one ``field is 'value'.`` line each (the paper's)."""
+    if len(fields) == 1:
+        return render_value(row.get(fields[0]))
+    return "\n".join(f"{f} is '{render_value(row.get(f))}'." for f in fields)
