@@ -93,3 +93,19 @@ def test_registry_and_recipe_stages(tmp_path: Path) -> None:
     assert [r.instruction for r in kept] == ["Say it."] * 4
     assert [r.meta["original_instruction"] for r in kept] == [r["instruction"] for r in rows]
     assert {r.scores["humpback_m0"] for r in kept} == {4}
+
+
+def test_train_m1_needs_the_trainer(tmp_path: Path) -> None:
+    import pytest
+
+    from tunesmith.generate.backtranslation_run import training_available
+
+    if training_available():
+        pytest.skip("tunesmith train sft is installed: covered by the e2e training test")
+    docs = write_docs(tmp_path / "docs.jsonl", 1)
+    result = runner.invoke(app, ["generate", "backtranslate", str(docs), "--seeds", str(docs),
+                                 "--out", str(tmp_path / "r"), "--backend", "fake",
+                                 "--iterations", "2", "--train-m1"])  # fmt: skip
+    assert result.exit_code != 0 and "--train-m1 needs 'tunesmith train sft'" in str(
+        result.exception)  # fmt: skip
+    assert not (tmp_path / "r").exists()

@@ -65,3 +65,26 @@ def test_dynosaur_end_to_end_on_the_dolly_card(tmp_path: Path) -> None:
     kept = run.read_kept()
     assert len(kept) == s["rows_produced"]
     assert all(r.meta["license"] == "CC BY-SA 3.0" for r in kept)
+
+
+def test_iteration_two_trains_m1_and_recurates_with_it(tmp_path: Path) -> None:
+    """Needs ``tunesmith train sft`` (the training issue); skipped until it is installed."""
+    from tests.generate.test_backtranslation import humpback_fake, write_docs
+    from tunesmith.generate.backtranslation_run import sft_trainer, training_available
+
+    if not training_available():
+        pytest.skip("tunesmith train sft is not part of this install yet")
+    seeds = tmp_path / "seeds.json"
+    dolly = json.loads(shared_file("dolly_3k_alpagasus", "dolly_3k.json").read_text())
+    seeds.write_text(json.dumps(dolly[:20]))
+    run = run_backtranslation(
+        write_docs(tmp_path / "docs.jsonl", 2), seeds=seeds, out=tmp_path / "run",
+        config=LLMConfig(backend="fake"), backend=humpback_fake({"t0": 5}),
+        params={"iterations": 2, "judge_max_tokens": 48},
+        trainer=sft_trainer(tmp_path / "run", max_steps=1),
+    )  # fmt: skip
+    assert (tmp_path / "run" / "m1" / "model").is_dir()
+    second = rows_of(run.path / "iterations/2/kept.jsonl") + rows_of(
+        run.path / "iterations/2/rejected.jsonl")  # fmt: skip
+    assert len(second) == 2  # M1 rated every candidate again
+    assert any(e.get("stage") == "model_m1" for e in run.read_events())

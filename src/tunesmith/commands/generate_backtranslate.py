@@ -51,6 +51,12 @@ def backtranslate(
     curator_model: list[str] = typer.Option(
         None, "--curator-model", help="M1, M2 ... curating rounds 2, 3 ... (repeatable)."
     ),
+    train_m1: bool = typer.Option(
+        False, "--train-m1", help="Train M1, M2 ... with tunesmith train sft (into RUN/m<i>)."
+    ),
+    train_max_steps: int = typer.Option(
+        0, "--train-max-steps", help="--train-m1: optimizer steps (0: the trainer's epochs)."
+    ),
     judge_max_tokens: int = typer.Option(
         384, "--judge-max-tokens", help="max_tokens of a curation reply (reasoning + score)."
     ),
@@ -86,7 +92,11 @@ def backtranslate(
     import dataclasses
 
     from tunesmith.errors import ConfigError
-    from tunesmith.generate.backtranslation_run import run_backtranslation
+    from tunesmith.generate.backtranslation_run import (
+        run_backtranslation,
+        sft_trainer,
+        training_available,
+    )
 
     if not seed.lstrip("-").isdigit():
         raise ConfigError("--seed is the RNG seed (an integer); give the seed data with --seeds")
@@ -101,9 +111,16 @@ def backtranslate(
     }  # fmt: skip
     backward = dataclasses.replace(config, model=backward_model) if backward_model else None
     curators = [dataclasses.replace(config, model=m) for m in curator_model or []]
+    trainer = None
+    if train_m1:
+        if not training_available():
+            raise ConfigError("--train-m1 needs 'tunesmith train sft', which this install lacks; "
+                              "train M1 yourself and pass --curator-model")  # fmt: skip
+        trainer = sft_trainer(out, max_steps=train_max_steps, threads=threads)
     run = run_backtranslation(
         unlabelled, seeds=seeds, out=out, config=config, params=params, text_field=text_field,
-        backward=backward, curators=curators, force_new=force_new, retry_failed=retry_failed,
+        backward=backward, curators=curators, trainer=trainer, force_new=force_new,
+        retry_failed=retry_failed,
     )  # fmt: skip
     s = json.loads((run.path / "backtranslation.json").read_text(encoding="utf-8"))
     typer.echo(

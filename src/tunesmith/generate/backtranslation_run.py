@@ -20,7 +20,41 @@ from tunesmith.generate.backtranslation import BacktranslationGenerator, Trainer
 from tunesmith.generate.segments import read_documents
 from tunesmith.llm.base import Backend
 from tunesmith.llm.factory import LLMConfig
+from tunesmith.records import Record
 from tunesmith.runs import RunDir
+
+
+def training_available() -> bool:
+    """Whether ``tunesmith train sft`` (``tunesmith.train.sft``) is part of this install."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tunesmith.train.sft") is not None
+    except ImportError:
+        return False
+
+
+def sft_trainer(
+    folder: str | os.PathLike[str], *, model: str | None = None, max_steps: int = 0,
+    threads: int | None = None,
+) -> Trainer:  # fmt: skip
+    """M_i for iteration i + 1, trained by ``tunesmith train sft`` on seed + A_k into
+    ``folder/m<i>`` (a rerun resumes or reuses that training run) and served by the
+    ``transformers`` backend. ``model`` is the base model (default: the embedded SmolLM2)."""
+
+    def train(mix: list[Record], i: int) -> LLMConfig:
+        if not training_available():
+            raise ConfigError("training M1 needs 'tunesmith train sft', which this install lacks; "
+                              "train it yourself and pass --curator-model")  # fmt: skip
+        from tunesmith.train.sft import SFTConfig, train_sft  # type: ignore[import-not-found]
+
+        cfg = SFTConfig(model=model, max_steps=max_steps)
+        summary = train_sft(mix, Path(folder) / f"m{i}", cfg, threads=threads,
+                            data_source=f"seed + curated pairs of iteration {i}")  # fmt: skip
+        return LLMConfig(backend="transformers", model=str(summary["model_dir"]),
+                         options={"threads": threads} if threads else {})  # fmt: skip
+
+    return train
 
 
 def run_backtranslation(
@@ -75,6 +109,7 @@ def run_backtranslation(
         "llm": config.to_manifest(),
         "backward": backward.to_manifest() if backward else None,
         "curators": [c.to_manifest()["model"] for c in curators],
+        "trains_curators": trainer is not None,
     }
     driver = RunDriver.open(out, method="backtranslation", config=run_config,
                             inputs=fingerprint([*(d.text for d in documents), *seed_rows]),
