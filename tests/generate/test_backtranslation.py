@@ -55,13 +55,17 @@ def test_split_long_packs_paragraphs_within_the_bounds() -> None:
 def test_segment_records_have_stable_ids_and_keep_rejected_documents() -> None:
     from tunesmith.generate.segments import Document
 
-    docs = [Document(doc(1500), "web", 0), Document("too short", "web", 1)]
+    docs = [Document(doc(1500), "web", 0), Document("too short", "web", 1),
+            Document(doc(1500) + "\n", "web", 2)]  # fmt: skip
     kept, rejected = segment_records(docs, SegmentRules())
     again, _ = segment_records(docs, SegmentRules())
-    assert [r.id for r in kept] == [r.id for r in again]
+    assert [r.id for r in kept] == [r.id for r in again] and len(kept) == 1
     assert kept[0].instruction == "" and kept[0].output == doc(1500)
     assert kept[0].meta == {"source": "web", "row": 0, "method": "backtranslation", "segment": 0}
-    assert rejected[0][1] == "9 characters < 1000"
+    assert [why for _, why in rejected] == [
+        "9 characters < 1000",
+        f"duplicate of segment {kept[0].id}",
+    ]
 
 
 def test_documents_from_jsonl_text_files_and_folders(tmp_path: Path) -> None:

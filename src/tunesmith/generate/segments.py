@@ -198,9 +198,11 @@ def segment_records(
     docs: list[Document], rules: SegmentRules
 ) -> tuple[list[Record], list[tuple[Record, str]]]:
     """Segments as records to label (empty instruction, the text as ``output``), and rejected
-    documents with the reason. Ids are stable: (source, row, segment index)."""
+    documents or segments with the reason. Ids are stable: (source, row, segment index). A
+    segment whose text repeats an earlier one is rejected (Humpback deduplicates its corpus)."""
     kept: list[Record] = []
     rejected: list[tuple[Record, str]] = []
+    first: dict[str, str] = {}
     for doc in docs:
         pieces, why = segment(doc.text, rules)
         meta = {"source": doc.source, "row": doc.row, "method": "backtranslation"}
@@ -210,5 +212,10 @@ def segment_records(
             rejected.append((rec, why))
         for j, piece in enumerate(pieces):
             rid = stable_id("segment", doc.source, doc.row, j)
-            kept.append(Record(id=rid, instruction="", output=piece, meta={**meta, "segment": j}))
+            rec = Record(id=rid, instruction="", output=piece, meta={**meta, "segment": j})
+            if piece in first:
+                rejected.append((rec, f"duplicate of segment {first[piece]}"))
+                continue
+            first[piece] = rid
+            kept.append(rec)
     return kept, rejected
