@@ -44,7 +44,7 @@ def backtranslate(
         None, "--backward-model", help="A separate backward model M_yx (same backend options)."
     ),
     backward_max_tokens: int = typer.Option(
-        128, "--backward-max-tokens", help="max_tokens of a predicted instruction."
+        128, "--backward-tokens", help="max_tokens of a predicted instruction."
     ),
     min_score: int = typer.Option(5, "--min-score", "-k", help="Keep pairs rated >= k (A_5)."),
     iterations: int = typer.Option(1, "--iterations", help="Self-curation rounds."),
