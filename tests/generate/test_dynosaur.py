@@ -145,6 +145,8 @@ def test_invalid_designs_are_rejected_with_reasons() -> None:
     assert all(
         r.stage == "task_design" and r.record.meta["dataset"] == "dolly_3k" for r in rejected
     )
+    _, extra = TaskDesigner(max_tasks=1).designs(Completion(text=reply), INFO, "aware", ROWS, set())
+    assert extra[0].reason == "beyond the 1 tasks asked for" and len(extra) == 4
     _, broken = designer.designs(Completion(text='[{"instruction": "x", '), INFO, "unaware", ROWS,
                                  set())  # fmt: skip
     assert broken[0].reason == "broken JSON: the reply does not parse"

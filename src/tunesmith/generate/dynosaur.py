@@ -123,9 +123,11 @@ class TaskDesigner:
             rid = stable_id("design", info.name, kind, "reply")
             return [], [_design_rejection(rid, info, kind, completion.text, why)]
         tasks, rejected = [], []
-        for i, raw in enumerate(items[: self.max_tasks]):
+        for i, raw in enumerate(items):
             rid = stable_id("design", info.name, kind, i)
             task, reason = validate(raw, info, rows, seen)
+            if i >= self.max_tasks:  # asked for at most max_tasks: the rest are not used
+                task, reason = None, f"beyond the {self.max_tasks} tasks asked for"
             if task is None:
                 rejected.append(_design_rejection(rid, info, kind, raw, reason))
                 continue
