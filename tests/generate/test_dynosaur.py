@@ -338,3 +338,29 @@ def test_a_design_request_that_fails_for_good_is_a_failed_row_retried_on_request
     assert again.calls == 2  # the dataset is designed again
     tasks = json.loads((run.path / "tasks.json").read_text())["qa"]
     assert tasks["failed"] == 0 and len(tasks["tasks"]) == 1  # the same task: a duplicate now
+
+
+def test_parquet_with_a_card_file_through_the_cli(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import app
+
+    rows = {"review": [f"Review {i}" for i in range(12)], "label": ["good", "bad", "ok"] * 4}
+    pq.write_table(pa.table(rows), tmp_path / "reviews.parquet")
+    card = tmp_path / "card.md"
+    card.write_text("---\nlicense: cc-by-4.0\ntask_categories: [text-classification]\n---\n"
+                    "# Reviews\n\nShort product reviews with a **label**.\n")  # fmt: skip
+    info = load_info(
+        tmp_path / "reviews.parquet", read_rows(tmp_path / "reviews.parquet"), card=card
+    )
+    assert (info.license, info.tags, info.description) == (
+        "cc-by-4.0", ["text-classification"], "Short product reviews with a label.")  # fmt: skip
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["generate", "dynosaur", str(tmp_path / "reviews.parquet"),
+                                      "--card", str(card), "--out", str(out), "--backend", "fake",
+                                      "--prompt", "aware", "--no-report"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["summary"]["design_calls"] == 1 and manifest["config"]["card"] == str(card)
