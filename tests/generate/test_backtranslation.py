@@ -101,7 +101,8 @@ def test_documents_from_parquet(tmp_path: Path) -> None:
         ("Instruction: Explain how compost helps soil.", "Explain how compost helps soil."),
         ('"Explain how compost helps soil."', "Explain how compost helps soil."),
         ("### Instruction\nList three uses of compost.\n\nResponse: Compost ...",
-         "### Instruction\nList three uses of compost."),
+         "List three uses of compost."),
+        ("Task: Instruction writing is hard.", "Instruction writing is hard."),
         ("Write a guide to composting.\nAnswer: First, ...", "Write a guide to composting."),
     ],
 )  # fmt: skip

@@ -20,7 +20,10 @@ from tunesmith.records import Record
 from tunesmith.stages import LLMStage, Rejected
 
 BACKWARD_MODES = ("few-shot", "finetuned")
-_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:the\s+)?(?:instruction|request|prompt|task)\s*:\s*", re.I)
+# "Instruction: ...", "### Instruction\n...", "The request: ..." (a label, then the instruction)
+_LABEL = re.compile(
+    r"^\s*(?:#+\s*)?(?:the\s+)?(?:instruction|request|prompt|task)\s*(?::|#*\s*\n)\s*", re.I
+)
 _STOP = re.compile(r"\n\s*(?:#+\s*)?(?:response|answer|text|output)\s*:", re.I)
 
 
