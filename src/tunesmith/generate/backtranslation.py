@@ -136,6 +136,7 @@ class BacktranslationGenerator:
         self.include_seeds = include_seeds
         self.batch_size = batch_size
         self.prompts_dir = prompts_dir
+        self._concurrency = 1
         self._tags = {t: PromptTemplate("backtranslation", f"system_{t}", prompts_dir)
                       for t in ("seed", "augmented")}  # fmt: skip
 
@@ -162,6 +163,7 @@ class BacktranslationGenerator:
         backward_llm: LLM | None = None,
         curators: Sequence[LLMConfig] = (),
         trainer: Trainer | None = None,
+        concurrency: int = 1,
     ) -> dict[str, Any]:
         """Run every phase into ``driver`` (a :class:`~tunesmith.driver.RunDriver`), resumably.
 
@@ -175,7 +177,10 @@ class BacktranslationGenerator:
             trainer: trains M_i on seed + A_k when ``curators`` does not name it; it is called
                 again on resume, so it must resume or reuse its own training run (as
                 ``tunesmith train sft`` does with its run folder).
+            concurrency: requests the backend keeps in flight; a batch holds at least this many
+                rows (``batch_size`` only sets how often rows are checkpointed).
         """
+        self._concurrency = max(1, concurrency)
         if self.iterations > 1 + len(curators) and trainer is None:
             raise ConfigError(
                 f"iteration {len(curators) + 2} needs M{len(curators) + 1}: pass its model "
@@ -241,7 +246,8 @@ class BacktranslationGenerator:
             driver.save_ledger()  # no visible row without its cost
             sub.report(result, name, event={"batch": counter[0], **sub.counts()})
 
-        run_stage_batches(stage, rows, llm=llm, batch_size=self.batch_size,
+        size = max(self.batch_size, self._concurrency)
+        run_stage_batches(stage, rows, llm=llm, batch_size=size,
                           done_ids=sub.done_ids(), on_batch=on_batch)  # fmt: skip
 
     def _model(

@@ -18,6 +18,7 @@ from tunesmith.driver import RunDriver, fingerprint
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.generate.backtranslation import BacktranslationGenerator, Trainer
 from tunesmith.generate.segments import read_documents
+from tunesmith.jobs import llm_concurrency
 from tunesmith.llm.base import Backend
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.records import Record
@@ -120,7 +121,8 @@ def run_backtranslation(
         backward_llm = driver.make_llm(backward) if backward else None
         try:
             summary = gen.run(documents, seed_rows, llm, driver, backward_llm=backward_llm,
-                              curators=curators, trainer=trainer)  # fmt: skip
+                              curators=curators, trainer=trainer,
+                              concurrency=llm_concurrency(config))  # fmt: skip
         finally:
             llm.close()
             if backward_llm is not None:
