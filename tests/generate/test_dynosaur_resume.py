@@ -84,3 +84,22 @@ def test_dynosaur_resumes_after_sigkill(tmp_path: Path) -> None:
     summary = json.loads((out / "manifest.json").read_text())["summary"]
     assert summary["calls"] <= reference <= summary["calls"] + summary["cache_hits"]
     assert summary["rows_produced"] == 6 * 20 and summary["design_calls"] == reference
+
+
+def test_datasets_are_designed_concurrency_over_two_at_a_time(tmp_path: Path) -> None:
+    batches: list[int] = []
+    fake = designer_fake()
+    complete = fake.complete
+
+    def counting(requests, on_done):  # type: ignore[no-untyped-def]
+        batches.append(len(requests))
+        complete(requests, on_done)
+
+    fake.complete = counting  # type: ignore[method-assign]
+    data = make_datasets(tmp_path / "data", 3)
+    config = LLMConfig(backend="fake", options={"concurrency": 4})
+    run = run_dynosaur(data, out=tmp_path / "run", config=config, backend=fake)
+    assert batches == [4, 2]  # two datasets (two prompts each), then the third
+    again = run_here(data, tmp_path / "one", tmp_path / "one.sqlite")  # concurrency 1
+    assert again == 6
+    assert lines(run.path / "kept.jsonl") == lines(tmp_path / "one" / "kept.jsonl")

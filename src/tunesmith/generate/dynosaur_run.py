@@ -24,6 +24,7 @@ from tunesmith.generate.dynosaur_meta import (
     load_info,
     read_rows,
 )
+from tunesmith.jobs import llm_concurrency
 from tunesmith.llm.base import Backend
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.runs import RunDir
@@ -96,7 +97,7 @@ def run_dynosaur(
     with driver:
         llm = driver.make_llm(config, backend)
         try:
-            summary = gen.run(datasets, llm, driver)
+            summary = gen.run(datasets, llm, driver, concurrency=llm_concurrency(config))
         finally:
             llm.close()
         driver.finish("done", **summary)
