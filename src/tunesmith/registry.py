@@ -123,6 +123,11 @@ BUILTINS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
          ("backtranslate",)),
         ("dynosaur", "tunesmith.generate.dynosaur:DynosaurGenerator", ()),
     ],
+    # trainers: keyed by module file, like generators; the entry is the run function
+    "trainers": [
+        ("sft", "tunesmith.train.sft:train_sft", ()),
+        ("sedi_loop", "tunesmith.train.sedi_loop:run_sedi_feedback", ("sedi-loop",)),
+    ],
 }  # fmt: skip
 
 

@@ -117,9 +117,17 @@ def run_context(path: Path, *, metrics: str) -> dict[str, Any]:
         "curve": curve,
         "curve_svgs": _curve_charts(curve),
         "seeds": rd.load_seed_scores(path / "seed_scores.json"),
+        **_training_context(path),
         **_metrics_context(datasets, metrics),
         **_browser_context(items),
     }
+
+
+def _training_context(path: Path) -> dict[str, Any]:
+    """Training curves and SeDi seed history (owned by tunesmith.train.report)."""
+    from tunesmith.train.report import training_context
+
+    return training_context(path)
 
 
 def datasets_context(paths: Sequence[Path], *, metrics: str) -> dict[str, Any]:

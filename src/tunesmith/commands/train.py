@@ -1,0 +1,178 @@
+"""``tunesmith train sft``: fine-tune a model on a dataset or run folder (rerun to resume)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tunesmith.commands import _common as c
+from tunesmith.train.quiet import quiet_transformers
+
+train_app = typer.Typer(help="Train a model on instruction data.", no_args_is_help=True)
+
+PRESET = typer.Option(None, "--preset", help="Settings preset: sedi (lr 2e-5, batch 16, 3 epochs).")
+MODEL = typer.Option(
+    None, "--model", "-m", help="HF model folder or id (default: embedded SmolLM2-135M)."
+)
+LR = typer.Option(None, "--lr", help="Peak learning rate (2e-5).")
+BATCH = typer.Option(None, "--batch-size", help="Rows per optimizer step (8; sedi 16).")
+EPOCHS = typer.Option(None, "--epochs", help="Passes over the data (3).")
+MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N optimizer steps.")
+MAX_LENGTH = typer.Option(None, "--max-length", help="Tokens per example (512).")
+TEMPLATE = typer.Option(None, "--template", help="auto (chat template if any), chat or alpaca.")
+ORDER = typer.Option(None, "--order", help="shuffle (seeded) or sequential.")
+LORA = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the saved model).")
+PRECISION = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16.")
+GRAD_CKPT = typer.Option(
+    False, "--gradient-checkpointing", help="Recompute activations to save memory."
+)
+SAVE_STEPS = typer.Option(None, "--save-steps", help="Checkpoint every N steps (50).")
+SEED = typer.Option(None, "--seed", help="RNG seed (42).")
+DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda or mps.")
+THREADS = typer.Option(None, "--threads", help="CPU threads (default 1; $TUNESMITH_THREADS).")
+FORCE_NEW = typer.Option(
+    False, "--force-new", help="Set a different run already in OUT aside and start over."
+)
+
+
+def sft_config(preset: str | None, **opts: Any) -> Any:
+    """An SFTConfig from the CLI options (None = preset or default)."""
+    from tunesmith.train.config import SFTConfig
+
+    names = {"lr": "learning_rate", "gradient_checkpointing": "gradient_checkpointing"}
+    values = {names.get(k, k): v for k, v in opts.items()}
+    for flag in ("lora", "gradient_checkpointing"):
+        values[flag] = values.get(flag) or None  # an unset flag leaves the preset's value
+    return SFTConfig.from_preset(preset, **values)
+
+
+@train_app.command("sft")
+def sft(
+    data: Path = typer.Argument(..., help="Dataset file/folder or a tunesmith run folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N rows."),
+    preset: str = PRESET,
+    model: str = MODEL,
+    lr: float = LR,
+    batch_size: int = BATCH,
+    epochs: float = EPOCHS,
+    max_steps: int = MAX_STEPS,
+    max_length: int = MAX_LENGTH,
+    template: str = TEMPLATE,
+    order: str = ORDER,
+    lora: bool = LORA,
+    precision: str = PRECISION,
+    gradient_checkpointing: bool = GRAD_CKPT,
+    save_steps: int = SAVE_STEPS,
+    seed: int = SEED,
+    device: str = DEVICE,
+    threads: int = THREADS,
+    force_new: bool = FORCE_NEW,
+    report: bool = c.REPORT,
+) -> None:
+    """Supervised fine-tuning; writes train_log.jsonl, checkpoints/ and model/ into OUT."""
+    from tunesmith.io import read_records
+
+    cfg = sft_config(
+        preset, model=model, lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
+        max_length=max_length, template=template, order=order, lora=lora, precision=precision,
+        gradient_checkpointing=gradient_checkpointing, save_steps=save_steps, seed=seed,
+        device=device,
+    )  # fmt: skip
+    cfg.check()
+    records = read_records(data)
+    if limit:
+        records = records[:limit]
+    quiet_transformers()
+    from tunesmith.train.sft import train_sft
+
+    s = train_sft(records, out, cfg, data_source=f"{data}" + (f"[:{limit}]" if limit else ""),
+                  threads=threads, force_new=force_new)  # fmt: skip
+    typer.echo(
+        f"trained {s.get('steps', 0)} steps on {s.get('rows', 0)} rows "
+        f"(final loss {s.get('final_loss') or 0:.4f}) -> {s.get('model_dir')}"
+    )
+    c.write_report_for(out, report, metrics="none")  # the loss curves; the data has its own
+
+
+@train_app.command("sedi-loop")
+def sedi_loop(
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
+    seeds: str = typer.Option("default", "--seeds", help="Seed tasks: 'default' or a dataset."),
+    num_instructions: int = typer.Option(
+        200, "--num-instructions", "-n", help="Stop generating after this many kept."
+    ),
+    every: int = typer.Option(10, "--every", help="Feedback every N steps (first N skipped)."),
+    rows_per_chunk: int = typer.Option(
+        0, "--rows-per-chunk", help="Kept rows per generation chunk (default every x batch)."
+    ),
+    max_tokens: int = typer.Option(None, "--max-tokens", help="Generation max_tokens (3072)."),
+    prompts_per_batch: int = typer.Option(None, "--prompts-per-batch"),
+    num_tasks: int = typer.Option(None, "--num-tasks", help="Tasks asked per prompt (20)."),
+    prompt_style: str = typer.Option(None, "--prompt-style", help="raw or chat."),
+    train_model: str = typer.Option(
+        None, "--train-model", help="Model to train (default: embedded SmolLM2-135M)."
+    ),
+    preset: str = PRESET,
+    lr: float = LR,
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Clusters = rows per step, a power of two (8; sedi 16)."
+    ),
+    max_steps: int = MAX_STEPS,
+    max_length: int = MAX_LENGTH,
+    template: str = TEMPLATE,
+    lora: bool = LORA,
+    precision: str = PRECISION,
+    save_steps: int = SAVE_STEPS,
+    seed: int = SEED,
+    device: str = DEVICE,
+    backend: str = c.BACKEND,
+    model: str = c.MODEL,
+    base_url: str = c.BASE_URL,
+    api_key_env: str = c.API_KEY_ENV,
+    threads: int = c.THREADS,
+    concurrency: int = c.CONCURRENCY,
+    rpm: float = c.RPM,
+    tpm: float = c.TPM,
+    cache: Path = c.CACHE,
+    no_cache: bool = c.NO_CACHE,
+    prices: Path = c.PRICES,
+    max_cost: float = c.MAX_COST,
+    max_calls: int = c.MAX_CALLS,
+    backend_option: list[str] = c.BACKEND_OPTION,
+    force_new: bool = FORCE_NEW,
+    report: bool = c.REPORT,
+) -> None:
+    """SeDi-Instruct's loop: generate with --model while training --train-model on the kept
+    rows; the highest grad-norm batches become seeds, the lowest-scoring seeds are evicted."""
+    from tunesmith.train.batching import quadrant_dims
+    from tunesmith.train.config import FeedbackConfig
+
+    llm = c.llm_config_from(locals())
+    cfg = sft_config(
+        preset, model=train_model, lr=lr, batch_size=batch_size, max_steps=max_steps,
+        max_length=max_length, template=template, lora=lora, precision=precision,
+        save_steps=save_steps, seed=seed, device=device,
+    )  # fmt: skip
+    cfg.check()
+    quadrant_dims(cfg.batch_size)  # clusters = rows per step: a power of two
+    fb = FeedbackConfig(num_instructions, rows_per_chunk, every)
+    gen = {"max_tokens": max_tokens, "prompts_per_batch": prompts_per_batch,
+           "num_tasks": num_tasks, "prompt_style": prompt_style}  # fmt: skip
+    quiet_transformers()
+    from tunesmith.train.sedi_loop import run_sedi_feedback
+
+    s = run_sedi_feedback(out, llm_config=llm, sft=cfg, feedback=fb, seeds=seeds,
+                          gen_params=gen, threads=threads, force_new=force_new)  # fmt: skip
+    typer.echo(
+        f"kept {s.get('kept', 0)} rows, trained {s.get('steps', 0)} steps "
+        f"(final loss {s.get('final_loss') or 0:.4f}), {s.get('seed_replacements', 0)} seed "
+        f"replacements, {s.get('calls', 0)} calls -> {s.get('model_dir')}"
+    )
+    c.write_report_for(out, report)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
