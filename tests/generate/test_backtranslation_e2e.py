@@ -88,3 +88,35 @@ def test_iteration_two_trains_m1_and_recurates_with_it(tmp_path: Path) -> None:
         run.path / "iterations/2/rejected.jsonl")  # fmt: skip
     assert len(second) == 2  # M1 rated every candidate again
     assert any(e.get("stage") == "model_m1" for e in run.read_events())
+
+
+def test_backward_model_trained_by_reverse_sft(tmp_path: Path) -> None:
+    """(b): ``train sft --reverse`` on seed pairs gives M_yx; ``backward_mode finetuned`` uses it."""
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import app
+    from tunesmith.generate.backtranslation_run import training_available
+
+    if not training_available():
+        pytest.skip("tunesmith train sft is not part of this install")
+    dolly = json.loads(shared_file("dolly_3k_alpagasus", "dolly_3k.json").read_text())
+    seeds = tmp_path / "seeds.json"
+    seeds.write_text(json.dumps([r for r in dolly if not r["input"]][:8]))
+    result = CliRunner().invoke(app, ["train", "sft", str(seeds), "--out", str(tmp_path / "myx"),
+                                      "--reverse", "--max-steps", "2", "--no-report"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "myx" / "manifest.json").read_text())
+    assert "reversed" in json.dumps(manifest)
+    docs = [r["output"] for r in dolly[100:140] if 200 <= len(r["output"]) <= 600][:2]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    run = run_backtranslation(
+        tmp_path / "docs.jsonl", seeds=seeds, out=tmp_path / "run",
+        config=LLMConfig(backend="fake", options={"responses": ["Fine.\nScore: 5"]}),
+        backward=LLMConfig(backend="transformers", model=str(tmp_path / "myx" / "model")),
+        params={"backward_mode": "finetuned", "min_chars": 100, "min_line_chars": 0,
+                "backward_max_tokens": 48},
+    )  # fmt: skip
+    made = rows_of(run.path / "augment/kept.jsonl") + rows_of(run.path / "augment/rejected.jsonl")
+    assert len(made) == 2
+    assert run.manifest["config"]["backward"]["backend"] == "transformers"
+    assert "backtranslation/backward_user" not in run.manifest["prompts"]  # no prompt: the text
