@@ -43,6 +43,9 @@ def backtranslate(
     backward_model: str = typer.Option(
         None, "--backward-model", help="A separate backward model M_yx (same backend options)."
     ),
+    backward_backend: str = typer.Option(
+        None, "--backward-backend", help="Backend of --backward-model (default: --backend)."
+    ),
     backward_max_tokens: int = typer.Option(
         128, "--backward-tokens", help="max_tokens of a predicted instruction."
     ),
@@ -109,7 +112,11 @@ def backtranslate(
         "include_seeds": with_seeds, "batch_size": batch_size, "seed": int(seed),
         "prompts_dir": str(prompts_dir) if prompts_dir else None,
     }  # fmt: skip
-    backward = dataclasses.replace(config, model=backward_model) if backward_model else None
+    backward = None
+    if backward_model:  # M_yx: same client settings, or its own local backend
+        backward = dataclasses.replace(config, model=backward_model)
+        if backward_backend and backward_backend != config.backend:
+            backward = dataclasses.replace(backward, backend=backward_backend, options={})
     curators = [dataclasses.replace(config, model=m) for m in curator_model or []]
     trainer = None
     if train_m1:
