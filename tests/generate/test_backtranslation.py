@@ -283,3 +283,21 @@ def test_resume_refuses_other_settings_and_repeats_no_call(tmp_path: Path) -> No
     assert again.calls == 0
     with pytest.raises(ConfigError, match="min_score"):
         run_backtranslation(docs, backend=again, params={"min_score": 4}, **args)
+
+
+def test_training_rows_keep_their_seed_or_augmented_system_prompt() -> None:
+    """The tags reach SFT: the chat prompt of a tagged row opens with its system prompt."""
+    transformers = pytest.importorskip("transformers")
+    from tunesmith.generate.backtranslation import BacktranslationGenerator
+    from tunesmith.llm.models import resolve_hf_model
+    from tunesmith.train.data import prompt_and_response
+
+    tok = transformers.AutoTokenizer.from_pretrained(resolve_hf_model(None))
+    gen = BacktranslationGenerator()
+    seed, augmented = gen.tag([SEEDS[0]], "seed")[0], gen.tag([SEEDS[1]], "augmented")[0]
+    seed_prompt, response, _ = prompt_and_response(seed, tok, "chat")
+    aug_prompt, _, _ = prompt_and_response(augmented, tok, "chat")
+    assert seed.meta["system"] in seed_prompt and augmented.meta["system"] in aug_prompt
+    assert seed.meta["system"] not in aug_prompt and response.startswith("Answer number 0.")
+    plain, _, _ = prompt_and_response(SEEDS[0], tok, "chat")
+    assert seed.meta["system"] not in plain
