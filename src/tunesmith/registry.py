@@ -122,6 +122,7 @@ BUILTINS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
         ("backtranslation", "tunesmith.generate.backtranslation:BacktranslationGenerator",
          ("backtranslate",)),
         ("dynosaur", "tunesmith.generate.dynosaur:DynosaurGenerator", ()),
+        ("difftune", "tunesmith.generate.difftune:DiffTuneGenerator", ()),
     ],
     # trainers: keyed by module file, like generators; the entry is the run function
     "trainers": [

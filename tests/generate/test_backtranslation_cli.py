@@ -55,6 +55,9 @@ def test_backtranslate_seed_is_the_rng_seed_and_errors_are_one_line(tmp_path: Pa
     assert not (tmp_path / "r").exists()
     help_text = runner.invoke(app, ["generate", "backtranslate", "--help"]).output
     assert "--seeds" in help_text and "--iterations" in help_text
+    # every method with its own command is reached through `generate` (DiffTune's too)
+    for method, option in (("dynosaur", "--card"), ("difftune", "--strategy")):
+        assert option in runner.invoke(app, ["generate", method, "--help"]).output, method
 
 
 def test_generate_dynosaur_on_the_dolly_folder(tmp_path: Path) -> None:

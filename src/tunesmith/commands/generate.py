@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     @app.command("generate", cls=MethodDispatch)
     def generate(
         method: str = typer.Argument(
-            ..., help="self-instruct, alpaca, sedi; backtranslate, dynosaur (see their --help)"
+            ..., help="self-instruct, alpaca, sedi; backtranslate, dynosaur, difftune (own --help)"
         ),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
         seeds: str = typer.Option(
