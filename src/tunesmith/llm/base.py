@@ -29,11 +29,16 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     seed: int | None = None
     logprobs: bool = False
+    #: how many alternatives per generated token to return with their log-probs (0: none);
+    #: judges read the first token's alternatives (AlpacaEval 2's preference from log-probs).
+    top_logprobs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: its deep copy made this 75% of a cache-key computation.
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["stop"] = list(self.stop)
+        if not self.top_logprobs:
+            del d["top_logprobs"]  # absent when unused: cache keys made before it existed hold
         return d
 
 
@@ -105,12 +110,16 @@ class Completion:
     cost_usd: float = 0.0
     cached: bool = False
     token_logprobs: list[float] | None = None
+    #: per generated token, the ``SamplingParams.top_logprobs`` likeliest tokens -> log-prob
+    top_logprobs: list[dict[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict (a deep copy): this runs once per cached completion.
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if self.token_logprobs is not None:
             d["token_logprobs"] = list(self.token_logprobs)
+        if self.top_logprobs is not None:
+            d["top_logprobs"] = [dict(t) for t in self.top_logprobs]
         return d
 
     @classmethod

@@ -152,6 +152,7 @@ class EmbeddedBackend(Backend):
                 raise BackendError(f"embedded model: {exc}") from None
             latency = time.perf_counter() - start
             logprobs = self._completion_logprobs(request, text) if p.logprobs else None
+            top = self._completion_top_logprobs(request, text, p.top_logprobs)
         usage = out.get("usage") or {}
         return Completion(
             text=text,
@@ -160,6 +161,7 @@ class EmbeddedBackend(Backend):
             completion_tokens=int(usage.get("completion_tokens", 0)),
             latency_s=latency,
             token_logprobs=logprobs,
+            top_logprobs=top,
         )
 
     def _prompt_ids(self, request: Request) -> list[int]:
@@ -188,6 +190,51 @@ class EmbeddedBackend(Backend):
     def _completion_logprobs(self, request: Request, text: str) -> list[float]:
         ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         return self._score_ids(self._prompt_ids(request), list(ids))
+
+    def _completion_top_logprobs(
+        self, request: Request, text: str, k: int
+    ) -> list[dict[str, float]] | None:
+        """The ``k`` likeliest tokens (text -> log-prob) at each generated position, and at the
+        first position even when nothing was generated (judges read the first token, as in
+        AlpacaEval 2's log-prob preference)."""
+        if k <= 0:
+            return None
+        llm = self._llm
+        prefix = self._prompt_ids(request)
+        cont = list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        ids = prefix + cont
+        if len(ids) > self.n_ctx:
+            raise BackendError(f"embedded model: {len(ids)} tokens exceed n_ctx={self.n_ctx}")
+        n_vocab = llm.n_vocab()
+        wanted = range(len(prefix) - 1, len(prefix) - 1 + max(len(cont), 1))
+        out: list[dict[str, float]] = []
+        llm.reset()
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        try:
+            for start in range(0, len(ids), self.n_batch):
+                chunk = ids[start : start + self.n_batch]
+                llm._batch.set_batch(batch=chunk, n_past=start, logits_all=True)
+                llm._ctx.decode(llm._batch)
+                rows = [q for q in range(start, start + len(chunk)) if q in wanted]
+                if not rows:
+                    continue
+                logits = np.ctypeslib.as_array(
+                    llm._ctx.get_logits(), shape=(len(chunk) * n_vocab,)
+                ).reshape(len(chunk), n_vocab)
+                for q in rows:
+                    row = logits[q - start].astype(np.float64)
+                    logp = row - row.max() - np.log(np.exp(row - row.max()).sum())
+                    best = np.argsort(-logp)[:k]
+                    out.append(
+                        {
+                            llm.detokenize([int(t)]).decode("utf-8", "replace"): float(logp[t])
+                            for t in best
+                        }
+                    )
+        finally:
+            llm.reset()  # the KV cache no longer matches the generation state
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        return out
 
     # -- scoring ---------------------------------------------------------------------------------
     def score_continuation(self, prefix: str, continuation: str) -> list[float]:

@@ -246,12 +246,14 @@ class OpenAICompatBackend(Backend):
             body["stop"] = list(p.stop)
         if request.messages is not None:
             body["messages"] = [dict(m) for m in request.messages]
-            if p.logprobs:
+            if p.logprobs or p.top_logprobs:
                 body["logprobs"] = True
+            if p.top_logprobs:
+                body["top_logprobs"] = p.top_logprobs
         else:
             body["prompt"] = request.prompt
-            if p.logprobs:
-                body["logprobs"] = 1
+            if p.logprobs or p.top_logprobs:
+                body["logprobs"] = max(1, p.top_logprobs)
         return body
 
     async def _post(
@@ -326,10 +328,15 @@ def _parse_choices(data: dict[str, Any], is_chat: bool, latency: float) -> list[
             text = (ch.get("message") or {}).get("content") or ""
             lp = ch.get("logprobs") or {}
             logprobs = [t["logprob"] for t in lp.get("content") or []] or None
+            top = [
+                {a["token"]: a["logprob"] for a in t.get("top_logprobs") or []}
+                for t in lp.get("content") or []
+            ]
         else:
             text = ch.get("text") or ""
             lp = ch.get("logprobs") or {}
             logprobs = lp.get("token_logprobs") or None
+            top = [dict(t or {}) for t in lp.get("top_logprobs") or []]
         share = completion_tokens // len(choices) + (
             completion_tokens % len(choices) if k == 0 else 0
         )
@@ -341,6 +348,7 @@ def _parse_choices(data: dict[str, Any], is_chat: bool, latency: float) -> list[
                 completion_tokens=share,
                 latency_s=latency,
                 token_logprobs=logprobs,
+                top_logprobs=top if any(top) else None,
             )
         )
     return out
