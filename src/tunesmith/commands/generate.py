@@ -45,7 +45,10 @@ def register(app: typer.Typer) -> None:
             None, "--num-tasks", help="alpaca/sedi: tasks asked per prompt (20)."
         ),
         truncation: str = typer.Option(
-            None, "--truncation", help="self-instruct: drop_last or drop_response."
+            None,
+            "--truncation",
+            help="self-instruct: a response cut at max_tokens: drop_response (default, as the "
+            "reference code) or drop_last (keep its complete items).",
         ),
         alpaca_blacklist: bool = typer.Option(
             False,

@@ -16,6 +16,12 @@ def register(app: typer.Typer) -> None:
         ),
         limit: int = typer.Option(None, "--limit", help="Override the recipe's row limit."),
         check: bool = typer.Option(False, "--check", help="Validate the recipe and exit."),
+        engine: str = typer.Option(
+            None, "--engine", help="Where per-record stages run: local (default) or ray."
+        ),
+        ray_address: str = typer.Option(
+            None, "--ray-address", help="Ray cluster to join (default $RAY_ADDRESS, else local)."
+        ),
     ) -> None:
         """Run a curation recipe (heuristics -> dedup -> reflect -> score -> select ...)."""
         from tunesmith.recipes import load_recipe, run_recipe
@@ -27,7 +33,7 @@ def register(app: typer.Typer) -> None:
             names = " -> ".join(s.name for s in parsed.stages)
             typer.echo(f"{recipe}: ok ({names})")
             return
-        result = run_recipe(parsed, out=out)
+        result = run_recipe(parsed, out=out, engine=engine, ray_address=ray_address)
         for event in result.read_events():
             if "index" in event and "stage" in event:
                 typer.echo(
