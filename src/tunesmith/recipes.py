@@ -43,7 +43,7 @@ from tunesmith.stages import Stage, StageResult, run_stage_batches
 
 #: The stage registry (:mod:`tunesmith.registry`); recipes name stages by key or short alias.
 STAGES = registry.stages
-TOP_KEYS = ("name", "description", "data", "limit", "out", "batch_size", "llm", "stages")
+TOP_KEYS = ("name", "description", "data", "limit", "out", "batch_size", "llm", "stages", "engine")
 LLM_KEYS = tuple(f.name for f in dataclasses.fields(LLMConfig))
 
 
@@ -82,6 +82,8 @@ class Recipe:
     out: Path | None = None
     batch_size: int = 16
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: where per-record stages run: "local" (this process) or "ray" (:mod:`tunesmith.engines`)
+    engine: str | None = None
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -117,6 +119,7 @@ def load_recipe(path: str | Path) -> Recipe:
         batch_size=_as_int(doc.get("batch_size", 16), lines.where(("batch_size",)), "batch_size")
         or 16,
         raw=doc,
+        engine=str(doc["engine"]) if doc.get("engine") else None,
     )
 
 
@@ -228,6 +231,8 @@ def run_recipe(
     report: bool = True,
     force_new: bool = False,
     retry_failed: bool = False,
+    engine: str | None = None,
+    ray_address: str | None = None,
 ) -> RunDir:
     """Run every stage of ``recipe`` into a run folder (resuming one that is there).
 
@@ -238,7 +243,11 @@ def run_recipe(
         report: write ``report.html`` at the end (when :mod:`tunesmith.report` is installed).
         force_new: set a run already in the folder aside and start over.
         retry_failed: resend rows whose request failed for good in an earlier attempt.
+        engine: ``local`` or ``ray`` (default: the recipe's ``engine``, else local); the engine
+            never changes the folder's content, so a run may resume on another engine.
+        ray_address: the Ray cluster to join (default ``$RAY_ADDRESS``, else a local one).
     """
+    from tunesmith.engines import make_runner
     from tunesmith.io import read_records
 
     target = out or recipe.out
@@ -250,8 +259,10 @@ def run_recipe(
     driver = RunDriver.open(target, method="recipe", config=_manifest_config(recipe, llm_config),
                             inputs=fingerprint(records), force_new=force_new,
                             retry_failed=retry_failed)  # fmt: skip
+    # the cluster starts only once the data and the folder are known to be good
+    runner = make_runner(engine or recipe.engine, address=ray_address, llm_config=llm_config)
     with driver:
-        records = _run_stages(driver, recipe, llm_config, records, backend)
+        records = _run_stages(driver, recipe, llm_config, records, backend, runner)
         driver.write_kept(records)
         driver.finish("done", **driver.counts(), usage=driver.ledger.to_dict()["total"])
     if report:
@@ -265,6 +276,7 @@ def _run_stages(
     llm_config: LLMConfig,
     records: list[Record],
     backend: Backend | None,
+    runner: Any = None,
 ) -> list[Record]:
     """Each stage in turn (a finished one is reloaded, not rerun); returns the last kept rows."""
     state = driver.run.load_state()
@@ -281,7 +293,8 @@ def _run_stages(
             batch_size = recipe.batch_size
             if stage.uses_llm:
                 batch_size = max(batch_size, llm_concurrency(llm_config))
-            records = _run_one(driver, i, spec, stage, records, llm, batch_size, completed)
+            records = _run_one(driver, i, spec, stage, records, llm, batch_size, completed,
+                               runner)  # fmt: skip
             completed = sorted({*completed, i})
             driver.run.save_state({**state, "completed": completed})
     finally:
@@ -299,6 +312,7 @@ def _run_one(
     llm: LLM | None,
     batch_size: int,
     completed: list[int],
+    runner: Any = None,
 ) -> list[Record]:
     """Run stage ``i`` (or reload its output when it already finished) and return its kept rows."""
     sub = driver.child(f"stages/{i:02d}-{spec.name}", method=spec.name,
@@ -309,12 +323,16 @@ def _run_one(
     def on_batch(result: StageResult) -> None:
         sub.report(result, spec.name, log=False)
 
-    if spec.per_record(stage):
+    if spec.per_record(stage) and runner is not None:  # on a cluster (tunesmith.engines)
+        runner.run_stage((spec.name, spec.params), stage, records, batch_size=batch_size,
+                         done_ids=sub.done_ids(), ledger=driver.ledger, on_batch=on_batch)  # fmt: skip
+    elif spec.per_record(stage):
         run_stage_batches(stage, records, llm=llm, batch_size=batch_size,
                           done_ids=sub.done_ids(), on_batch=on_batch)  # fmt: skip
     else:
         stage.setup()
-        on_batch(stage.run(records, llm))
+        whole = runner.run_whole(stage, records) if runner is not None else None
+        on_batch(whole if whole is not None else stage.run(records, llm))
     # Keep the input order for per-record stages (batches are appended in order).
     kept = sub.read_kept()
     counts = sub.counts()

@@ -181,18 +181,10 @@ def generation_line(run_path: Path, method: str, target: int) -> str:
 
 
 def make_scorer(opts: ScorerOptions) -> Any:
-    """The log-prob scorer the ``--runtime`` option names."""
-    from tunesmith.errors import ConfigError
+    """The log-prob model the ``--runtime`` option names."""
+    from tunesmith.llm.logprob import make_logprob_model
 
-    if opts.runtime == "transformers":
-        from tunesmith.scoring.lm import CausalLMScorer
-
-        return CausalLMScorer(
-            opts.model, batch_size=opts.lm_batch_size, max_length=opts.max_length,
-            threads=opts.threads,
-        )  # fmt: skip
-    if opts.runtime in ("llama-cpp", "llama_cpp", "embedded"):
-        from tunesmith.scoring.lm import LlamaCppScorer
-
-        return LlamaCppScorer(opts.model, max_length=opts.max_length, threads=opts.threads)
-    raise ConfigError(f"unknown runtime '{opts.runtime}' (transformers or llama-cpp)")
+    return make_logprob_model(
+        opts.runtime, opts.model, batch_size=opts.lm_batch_size, max_length=opts.max_length,
+        threads=opts.threads,
+    )  # fmt: skip

@@ -19,6 +19,12 @@ def register(app: typer.Typer) -> None:
         ),
         limit: int = typer.Option(None, "--limit", help="Override the recipe's row limit."),
         check: bool = typer.Option(False, "--check", help="Validate the recipe and exit."),
+        engine: str = typer.Option(
+            None, "--engine", help="Where per-record stages run: local (default) or ray."
+        ),
+        ray_address: str = typer.Option(
+            None, "--ray-address", help="Ray cluster to join (default $RAY_ADDRESS, else local)."
+        ),
         *,
         opts: c.RunOptions,
     ) -> None:
@@ -33,7 +39,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{recipe}: ok ({names})")
             return
         result = run_recipe(
-            parsed, out=out, **c.accepted(run_recipe, report=False),  # finish() writes it
+            parsed, out=out, engine=engine, ray_address=ray_address,
+            **c.accepted(run_recipe, report=False),  # finish() writes it
             **c.driver_flags(run_recipe, opts),
         )  # fmt: skip
         for event in result.read_events():

@@ -17,7 +17,7 @@ def decision(
     max_value: float | None,
     largest: bool,
 ) -> Any:
-    from tunesmith.scoring.decide import ScoreDecision
+    from tunesmith.filters.score_decision import ScoreDecision
 
     if top_share is None:
         return None
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
             "humpback", "--rubric", help="humpback (self-curation) or alpagasus (accuracy)."
         ),
         min_score: float = typer.Option(
-            None, "--min-score", "-k", help="Keep score >= k (default 5; 4.5 with --fractional)."
+            None, "--min-score", "-k", help="Keep score >= k (default humpback 5, alpagasus 4.5)."
         ),
         fractional: bool = typer.Option(
             False, "--fractional", help="Accept ratings like 4.5 (AlpaGasus keeps >= 4.5)."

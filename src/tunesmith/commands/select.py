@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
                             embedder=embedder, ascending=ascending,
                             embedding_cache=str(embedding_cache) if embedding_cache else None)  # fmt: skip
         records = rows.read(data)
+        stage.check_scores(records)  # before a run folder is made: --score must name a score
+        typer.echo(f"note: {stage.order_note()}", err=True)
         result = run_record_job(
             stage, records, out=out, config=None, batch_size=len(records) or 1, method="select",
             extra_config={"data": str(data)}, **c.driver_flags(run_record_job, run),

@@ -66,6 +66,9 @@ def sft(
     seed: int = SEED,
     device: str = DEVICE,
     threads: int = THREADS,
+    reverse: bool = typer.Option(
+        False, "--reverse", help="Train output -> instruction (a backtranslation backward model)."
+    ),
     *,
     run: c.RunOptions,
     rows: c.DataOptions,
@@ -79,11 +82,16 @@ def sft(
     )  # fmt: skip
     cfg.check()
     records = rows.read(data)
+    limit = rows.limit
+    if reverse:  # Humpback's M_yx: the response is the prompt, the instruction the target
+        from tunesmith.generate.backward import reverse_pairs
+
+        records = reverse_pairs(records)
     quiet_transformers()
     from tunesmith.train.sft import train_sft
 
-    limit = rows.limit
-    s = train_sft(records, out, cfg, data_source=f"{data}" + (f"[:{limit}]" if limit else ""),
+    source = f"{data}" + (f"[:{limit}]" if limit else "") + (" reversed" if reverse else "")
+    s = train_sft(records, out, cfg, data_source=source,
                   threads=threads, **c.driver_flags(train_sft, run))  # fmt: skip
     typer.echo(
         f"trained {s.get('steps', 0)} steps on {s.get('rows', 0)} rows "

@@ -1,0 +1,252 @@
+"""The Ray engine on a real local cluster (head + 2 worker nodes on 127.0.0.1) against the
+OpenAI-format stub: same folder as the local engine, one global concurrency cap, exact ledger,
+and resume after a killed worker or a killed driver without repeating a finished call."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+from tests.servers import StubOpenAIServer  # noqa: E402
+from tunesmith.recipes import load_recipe, run_recipe  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+REPO = Path(__file__).resolve().parents[2]
+CONCURRENCY = 3
+TOPICS = ["rivers", "tea", "owls", "granite", "violins", "comets", "bread", "glaciers", "moss",
+          "lanterns", "otters", "copper", "tides", "saffron", "kites", "basalt", "herons", "clay"]  # fmt: skip
+
+
+def rows() -> list[dict[str, str]]:
+    out = [{"instruction": f"Describe three facts about {t} for a curious student.", "input": "",
+            "output": ""} for t in TOPICS]  # fmt: skip
+    out.append(dict(out[0]))  # an exact duplicate: dedup removes it
+    out.append({"instruction": "Hi", "input": "", "output": ""})  # too short: heuristics
+    return out
+
+
+RECIPE = """\
+data: data.json
+batch_size: 2
+llm:
+  backend: openai
+  model: stub-model
+  cache_path: {cache}
+  options: {{base_url: "{url}/v1", concurrency: {conc}}}
+stages:
+  - heuristics: {{english_only: false, require_output: false, min_output_words: 0,
+                  min_instruction_words: 2}}
+  - dedup: {{threshold: 0.9}}
+  - respond: {{max_tokens: 32}}
+  - quality: {{}}
+"""
+
+
+def write_recipe(tmp: Path, name: str, url: str) -> Path:
+    folder = tmp / name
+    folder.mkdir()
+    (folder / "data.json").write_text(json.dumps(rows()), encoding="utf-8")
+    text = RECIPE.format(cache=folder / "cache.sqlite", url=url, conc=CONCURRENCY)
+    (folder / "recipe.yaml").write_text(text, encoding="utf-8")
+    return folder / "recipe.yaml"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One real cluster for the module: a CPU-less head and 2 one-CPU worker nodes."""
+    c = cluster_utils.Cluster(initialize_head=True,
+                              head_node_args={"num_cpus": 0, "include_dashboard": False})  # fmt: skip
+    nodes = [c.add_node(num_cpus=1) for _ in range(2)]
+    ray.init(address=c.address, include_dashboard=False, log_to_driver=False)
+    yield c, nodes
+    ray.shutdown()
+    c.shutdown()
+
+
+def rows_by_id(path: Path) -> dict[str, Any]:
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    out = {}
+    for line in lines:
+        row = json.loads(line)
+        assert row["id"] not in out, f"duplicated row {row['id']} in {path}"
+        out[row["id"]] = row
+    return out
+
+
+def folder_content(out: Path) -> dict[str, Any]:
+    """What must not depend on the engine: rows (by id) of the run and of every stage."""
+    content = {}
+    for path in sorted(out.rglob("*.jsonl")):
+        if path.name in ("kept.jsonl", "rejected.jsonl", "failed.jsonl"):
+            content[str(path.relative_to(out))] = rows_by_id(path)
+    return content
+
+
+def usage(out: Path) -> dict[str, Any]:
+    return json.loads((out / "ledger.json").read_text())["total"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The single-process run of the recipe, with the stub's log of its calls."""
+    tmp = tmp_path_factory.mktemp("local")
+    with StubOpenAIServer(delay=0.05) as stub:
+        recipe = write_recipe(tmp, "local", stub.url)
+        run_recipe(load_recipe(recipe), out=tmp / "run", report=False)
+        calls = Counter(stub.answered)
+    return folder_content(tmp / "run"), usage(tmp / "run"), calls
+
+
+def test_ray_run_equals_local_run(cluster, reference, tmp_path):
+    want, want_usage, want_calls = reference
+    with StubOpenAIServer(delay=0.05) as stub:
+        recipe = write_recipe(tmp_path, "ray", stub.url)
+        run_recipe(load_recipe(recipe), out=tmp_path / "run", report=False, engine="ray")
+        assert folder_content(tmp_path / "run") == want
+        assert Counter(stub.answered) == want_calls  # the same calls, each once
+        assert 1 < stub.max_in_flight <= CONCURRENCY  # one cap for the job, not per worker
+        got = usage(tmp_path / "run")
+        for key in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd"):
+            assert got[key] == want_usage[key], key
+        # a rerun makes no call at all: everything is in the folder
+        run_recipe(load_recipe(recipe), out=tmp_path / "run", report=False, engine="ray")
+        assert Counter(stub.answered) == want_calls
+        # a new folder makes none either: the workers wrote every answer to the shared cache
+        run_recipe(load_recipe(recipe), out=tmp_path / "again", report=False, engine="ray")
+        assert Counter(stub.answered) == want_calls
+        assert folder_content(tmp_path / "again") == want
+        assert usage(tmp_path / "again")["cache_hits"] == got["calls"] > 0
+
+
+def stage_worker_pids() -> list[int]:
+    import psutil
+
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "_StageWorker" in cmd or "MapWorker" in cmd:
+            pids.append(proc.info["pid"])
+    return pids
+
+
+def kill_after(stub: StubOpenAIServer, n: int, kill: Any) -> threading.Thread:
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while sum(stub.answered.values()) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kill()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def assert_no_repeat(stub: StubOpenAIServer, want_calls: Counter[str]) -> None:
+    """Every call made; a call repeated only when it was in flight at the kill."""
+    assert set(stub.answered) == set(want_calls)
+    repeats = sum(stub.answered.values()) - len(stub.answered)
+    assert repeats <= CONCURRENCY, f"{repeats} finished calls were sent again"
+
+
+def test_worker_killed_mid_run(cluster, reference, tmp_path):
+    want, _, want_calls = reference
+    killed: list[int] = []
+
+    def kill() -> None:
+        pids = stage_worker_pids()
+        if pids:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    with StubOpenAIServer(delay=0.2) as stub:
+        recipe = write_recipe(tmp_path, "ray", stub.url)
+        watcher = kill_after(stub, 6, kill)
+        run_recipe(load_recipe(recipe), out=tmp_path / "run", report=False, engine="ray")
+        watcher.join()
+        assert killed, "no stage worker was found to kill"
+        assert folder_content(tmp_path / "run") == want
+        assert_no_repeat(stub, want_calls)
+
+
+def test_driver_killed_and_resumed(cluster, reference, tmp_path):
+    want, _, want_calls = reference
+    c, _ = cluster
+    with StubOpenAIServer(delay=0.2) as stub:
+        recipe = write_recipe(tmp_path, "ray", stub.url)
+        cmd = [sys.executable, "-m", "tunesmith", "run", str(recipe), "--out",
+               str(tmp_path / "run"), "--engine", "ray", "--ray-address", c.address]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        kill_after(stub, 8, lambda: proc.send_signal(signal.SIGKILL)).join()
+        proc.wait(60)
+        assert proc.returncode == -signal.SIGKILL
+        partial = len(rows_by_id(tmp_path / "run" / "stages" / "02-respond" / "kept.jsonl"))
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert folder_content(tmp_path / "run") == want
+        assert_no_repeat(stub, want_calls)
+        assert partial < len(want["stages/02-respond/kept.jsonl"])  # the kill interrupted it
+
+
+def near_duplicates(n: int) -> list[Any]:
+    """Short instructions from a few verbs and many words: some pairs near any threshold."""
+    import random
+
+    from tunesmith.records import Record
+
+    rng = random.Random(7)
+    verbs = ["Describe", "Explain", "List", "Summarize", "Compare"]
+    words = ["rivers", "tea", "owls", "granite", "violins", "comets", "bread", "moss", "lanterns", "otters", "copper", "tides", "saffron", "kites", "basalt", "herons", "clay", "maple", "frost", "ink"]  # fmt: skip
+    out = []
+    for i in range(n):
+        text = " ".join([rng.choice(verbs), *rng.sample(words, rng.randint(2, 5))])
+        out.append(Record(id=f"r{i}", instruction=text))
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.85])
+def test_exact_novelty_on_shards_equals_single_process(cluster, threshold):
+    from tunesmith.engines.ray_novelty import novelty_on_ray
+    from tunesmith.filters.novelty import NoveltyStage
+
+    records = near_duplicates(160)
+    pool = ["Describe owls tea moss"]
+    want = NoveltyStage(threshold=threshold, pool=pool).run(records)
+    got = novelty_on_ray(NoveltyStage(threshold=threshold, pool=pool), records, shards=2, chunk=16)
+    assert 0 < len(want.kept) < len(records)
+    assert got.kept == want.kept  # same rows, same rouge_l_max, in the same order
+    assert got.rejected == want.rejected  # same scores and nearest ids in the reasons
+
+
+def test_minhash_prefilter_recall_against_exact_filter():
+    """The approximate mode misses few of the exact filter's rejections, and its scores are
+    exact ROUGE-L (it only skips comparisons, it never estimates one)."""
+    from tunesmith.engines.minhash import MinHashNoveltyFilter, recall
+    from tunesmith.filters.novelty import NoveltyFilter
+    from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
+
+    texts = [r.instruction for r in near_duplicates(400)]
+    exact = NoveltyFilter(0.7).check(texts)
+    approx_filter = MinHashNoveltyFilter(0.7)
+    approx = approx_filter.check(texts)
+    assert sum(not d.kept for d in exact) > 50
+    assert recall(exact, approx) >= 0.95
+    for text, d in zip(texts, approx, strict=True):
+        if d.nearest is not None:
+            other = approx_filter.tokens[d.nearest]
+            assert d.max_score == rouge_l_f(rouge_tokenize(text), other)
+    # one band of many rows finds far fewer near-duplicates: the banding is what gives recall
+    assert recall(exact, MinHashNoveltyFilter(0.7, bands=1, rows=8).check(texts)) < 0.9
