@@ -203,6 +203,7 @@ def register(app: typer.Typer) -> None:
         field_map: list[str] = typer.Option(
             None,
             "--map",
+            rich_help_panel="Data options",
             metavar="FIELD=COLUMN",
             help="Read a field of the datasets from this column (comma-separated or repeated), "
             "e.g. instruction=prompt",
@@ -210,6 +211,7 @@ def register(app: typer.Typer) -> None:
         allow_empty_instruction: bool = typer.Option(
             False,
             "--allow-empty-instruction",
+            rich_help_panel="Data options",
             help="Accept rows with an empty instruction (always so with --field input/output).",
         ),
     ) -> None:
