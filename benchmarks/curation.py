@@ -2,8 +2,8 @@
 
 1. IFD / reverse IFD (Cherry LLM; Selective Reflection-Tuning) with the embedded SmolLM2 through
    transformers on 1 thread: ``tunesmith.filters.ifd.score_ifd`` with the batched
-   ``CausalLMScorer`` vs a plain per-row, per-sequence (unbatched) transformers loop over the same
-   token ids. Reports rows/s for both and the largest IFD / r-IFD difference.
+   ``TransformersLogProb`` vs a plain per-row, per-sequence (unbatched) transformers loop over the
+   same token ids. Reports rows/s for both and the largest IFD / r-IFD difference.
 2. Selection of k=1000 of the 9,229 Alpaca rows (MiniLM embeddings of instruction+input+output,
    ranked by output length as a stand-in score): ``greedy_diverse`` (blocked, no N x N matrix) vs
    the naive greedy over a full N x N similarity matrix; both must return the same rows.
@@ -35,25 +35,32 @@ ALPACA = REPO.parent / "shared" / "data" / "alpaca_random_9k" / "random_9k.json"
 EMB_CACHE = Path.home() / ".cache" / "tunesmith" / "bench_alpaca9k_minilm.npy"
 
 
-def reference_ppl(model, ids: list[int], start: int) -> float:  # type: ignore[no-untyped-def]
-    """Perplexity of ids[start:] given ids[:start], one unpadded sequence per forward pass."""
+def reference_ppl(model, span) -> float | None:  # type: ignore[no-untyped-def]
+    """Perplexity of span.ids[start:] given the rest, one unpadded sequence per forward pass."""
     import torch
 
+    if span.reason:
+        return None
+    ids, start = span.ids, span.start
     with torch.inference_mode():
         logits = model(torch.tensor([ids])).logits[0].double()
     logp = torch.log_softmax(logits[:-1], dim=-1)
     picked = logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])][start - 1 :]
-    return math.exp(-float(picked.mean())) if len(picked) else 0.0
+    return math.exp(-float(picked.mean()))
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / b
 
 
 def bench_ifd(n_rows: int) -> dict[str, float]:
-    from tunesmith.filters.ifd import ifd_prefixes, safe_ratio, score_ifd
+    from tunesmith.filters.ifd import ifd_prefixes, score_ifd
     from tunesmith.io import read_records
-    from tunesmith.scoring.lm import CausalLMScorer
+    from tunesmith.llm.logprob_hf import TransformersLogProb
 
     records = read_records(ALPACA)[:n_rows]
     pairs = [(r.prompt_text(), r.output) for r in records]
-    scorer = CausalLMScorer(batch_size=8, threads=1)
+    scorer = TransformersLogProb(batch_size=8, threads=1)
     scorer.setup()
     score_ifd(pairs[:2], scorer)  # warm-up
     t0 = time.perf_counter()
@@ -65,13 +72,24 @@ def bench_ifd(n_rows: int) -> dict[str, float]:
     t0 = time.perf_counter()
     ref = []
     for (q, a), fp, rp in zip(pairs, fwd, rev, strict=True):
-        ppl = [reference_ppl(model, *scorer.encode(p, t)) for p, t in
-               ((fp, a), ("", a), (rp, q), ("", q))]  # fmt: skip
-        ref.append((safe_ratio(ppl[0], ppl[1]), safe_ratio(ppl[2], ppl[3])))
+        ratios = []
+        for prompt, text in ((fp, a), (rp, q)):
+            cond = scorer.span(prompt, text)  # the same token ids, the same pairing rule
+            alone = scorer.span("", text, cond.n_scored)
+            ratios.append(_ratio(reference_ppl(model, cond), reference_ppl(model, alone)))
+        ref.append(ratios)
     t_ref = time.perf_counter() - t0
     diff = max(
-        max(abs(g.ifd - r[0]), abs((g.rifd or 0.0) - r[1])) for g, r in zip(got, ref, strict=True)
+        abs(x - y)
+        for g, r in zip(got, ref, strict=True)
+        for x, y in ((g.ifd, r[0]), (g.rifd, r[1]))
+        if x is not None and y is not None
     )
+    same_missing = all(
+        (g.ifd is None) == (r[0] is None) and (g.rifd is None) == (r[1] is None)
+        for g, r in zip(got, ref, strict=True)
+    )
+    assert same_missing, "the library and the reference disagree on which scores are missing"
     return {"rows": n_rows, "lib_s": t_lib, "ref_s": t_ref, "max_diff": diff}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -93,7 +94,7 @@ def cached_samples(args: argparse.Namespace, model: Any, strategy: str, seed: in
 
 
 def ppl_summary(records: list[Any]) -> dict[str, Any]:
-    values = sorted(r.scores["ppl"] for r in records)
+    values = sorted(r.scores["ppl"] for r in records if r.scores["ppl"] is not None)  # empty: None
     if not values:
         return {"ppl_mean": None, "ppl_median": None}
     return {"ppl_mean": sum(values) / len(values), "ppl_median": values[len(values) // 2]}
@@ -122,7 +123,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                               **{s: v[:n_eq] for s, v in sampled.items()}}}  # fmt: skip
     ks = {}
     for thr in (150.0, args.relaxed_threshold):
-        kept = {s: [r for r in recs if r.scores["ppl"] < thr] for s, recs in sampled.items()}
+        kept = {s: [r for r in recs if (r.scores["ppl"] or math.inf) < thr]  # None: no ppl
+                for s, recs in sampled.items()}  # fmt: skip
         k = ks[thr] = max(2, min([n_eq] + [len(v) for v in kept.values()]))
         sets[f"ppl < {thr:g}"] = {"held-out test split": test_sample[:k],
                                   **{s: v[:k] for s, v in kept.items()}}  # fmt: skip
@@ -130,8 +132,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     for label, group in sets.items():
         tables[label] = {}
         for name, recs in group.items():
+            # sample=0: MAUVE on every row, as measured (stats now samples 1,000 by default)
             row = compute_stats(recs, name=name, reference=reference, train=train_rows,
-                                metrics=["rep_n", "self_bleu", "memorization", "mauve"], seed=0)  # fmt: skip
+                                metrics=["rep_n", "self_bleu", "memorization", "mauve"], seed=0,
+                                sample=0)  # fmt: skip
             pool = sampled.get(name, test_sample)
             row.update(ppl_summary(recs), size=len(recs),
                        kept_share=sum(r.scores["ppl"] < 150 for r in pool) / len(pool))  # fmt: skip

@@ -12,6 +12,25 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+TEXT_FIELDS = ("instruction", "input", "output")
+
+#: The text fields a known score is computed from; any other score is taken to read all three.
+_SCORE_FIELDS: dict[str, frozenset[str]] = {
+    "ppl": frozenset({"instruction"}),  # the perplexity filter's default field (DiffTune)
+    "ppl_instruction": frozenset({"instruction"}),
+    "ppl_input": frozenset({"input"}),
+    "ppl_output": frozenset({"output"}),
+    "ppl_prompt": frozenset({"instruction", "input"}),
+    "rouge_l_max": frozenset({"instruction"}),  # novelty against the instruction pool
+    "rouge_l_top": frozenset({"instruction"}),
+    "rouge_l_mean": frozenset({"instruction"}),
+}
+
+
+def score_fields(key: str) -> frozenset[str]:
+    """The text fields score ``key`` depends on (all of them unless known to be fewer)."""
+    return _SCORE_FIELDS.get(key, frozenset(TEXT_FIELDS))
+
 
 @dataclasses.dataclass(frozen=True)
 class Record:
@@ -34,7 +53,17 @@ class Record:
     scores: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> Record:
-        """Return a copy with ``changes`` applied (meta/scores given here replace, not merge)."""
+        """Return a copy with ``changes`` applied (meta/scores given here replace, not merge).
+
+        A change of ``instruction``, ``input`` or ``output`` drops the scores computed on the
+        old text of that field (:func:`score_fields`), so a later stage scores the new text
+        instead of trusting a stale score; scores given in ``changes`` are kept as given.
+        """
+        changed = {f for f in TEXT_FIELDS if f in changes and changes[f] != getattr(self, f)}
+        if changed and "scores" not in changes:
+            changes["scores"] = {
+                k: v for k, v in self.scores.items() if not score_fields(k) & changed
+            }
         return dataclasses.replace(self, **changes)
 
     def with_scores(self, **scores: Any) -> Record:

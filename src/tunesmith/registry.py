@@ -110,12 +110,18 @@ BUILTINS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
         ("reflection_stage", "tunesmith.refine.reflection:ReflectionStage", ("reflect",)),
         ("response_generator", "tunesmith.generate.respond:ResponseGenerator", ("respond",)),
         ("select_stage", "tunesmith.select.diversity:SelectStage", ("select",)),
+        ("instruction_predictor", "tunesmith.generate.backward:InstructionPredictor",
+         ("backtranslate",)),
+        ("self_curation", "tunesmith.generate.backtranslation:SelfCuration", ()),
     ],
     "generators": [
         ("self_instruct", "tunesmith.generate.self_instruct:SelfInstructGenerator",
          ("self-instruct",)),
         ("alpaca", "tunesmith.generate.alpaca:AlpacaGenerator", ()),
         ("sedi", "tunesmith.generate.sedi:SediGenerator", ()),
+        ("backtranslation", "tunesmith.generate.backtranslation:BacktranslationGenerator",
+         ("backtranslate",)),
+        ("dynosaur", "tunesmith.generate.dynosaur:DynosaurGenerator", ()),
         ("difftune", "tunesmith.generate.difftune:DiffTuneGenerator", ()),
     ],
     # trainers: keyed by module file, like generators; the entry is the run function

@@ -208,10 +208,9 @@ class RunDir:
 
     # -- ledger, events, state ----------------------------------------------------------------
     def load_ledger(self) -> Ledger:
-        p = self.path / "ledger.json"
-        return (
-            Ledger.from_dict(json.loads(p.read_text(encoding="utf-8"))) if p.exists() else Ledger()
-        )
+        # Ledger.load gives a new folder a run id derived from its path, so calls paid before
+        # the first save still count for this run after a kill (see tunesmith.llm.usage).
+        return Ledger.load(self.path / "ledger.json")
 
     def save_ledger(self, ledger: Ledger) -> None:
         ledger.save(self.path / "ledger.json")

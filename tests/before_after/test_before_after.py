@@ -8,12 +8,24 @@ was there has the same value; new fields (``failed``, ``inputs``, prompt hashes)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from tests.before_after.capture import run_all
 
 BEFORE = Path(__file__).with_name("before.json")
+
+#: Differences a defect fix of issue 9 makes on purpose (pattern -> why); nothing else may differ.
+EXPECTED = {
+    # Stale scores: reflection rewrote the output, so the heuristics verdict on the old output
+    # is dropped (Record.evolve) instead of riding along as if it were about the new text.
+    r"\.recipe\.(stages/02-reflect/)?kept\.jsonl\[\d+\]\.scores\.heuristics: missing": "stale",
+}
+
+
+def unexpected(problems: list[str]) -> list[str]:
+    return [p for p in problems if not any(re.fullmatch(pat, p) for pat in EXPECTED)]
 
 
 def differences(before: Any, after: Any, where: str = "") -> list[str]:
@@ -40,7 +52,7 @@ def differences(before: Any, after: Any, where: str = "") -> list[str]:
 def test_outputs_are_unchanged_by_the_rework(tmp_path: Path) -> None:
     before = json.loads(BEFORE.read_text())
     after = json.loads(json.dumps(run_all(tmp_path)))
-    problems = differences(before, after)
+    problems = unexpected(differences(before, after))
     assert not problems, "\n".join(problems[:20])
 
 
@@ -51,3 +63,6 @@ def test_the_comparison_notices_a_changed_row() -> None:
     assert not differences(
         before, {"respond": {"kept.jsonl": [{"id": "a", "output": "x", "n": 1}]}}
     )
+    # the allowance is for that one dropped score, not for other changes of the same rows
+    assert unexpected([".recipe.kept.jsonl[0].scores.heuristics: missing"]) == []
+    assert unexpected([".recipe.kept.jsonl[0].output: 'a' before, 'b' now"])

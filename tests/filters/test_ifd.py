@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.scoring.lm_helpers import direct_ppl, scorer
-from tunesmith.filters.ifd import IFDScore, IFDStage, ifd_prefixes, safe_ratio, score_ifd
+from tests.llm.logprob_helpers import FakeLogProb, direct_ppl, scorer
+from tunesmith.filters.ifd import IFDStage, ifd_prefixes, score_ifd
 from tunesmith.records import Record
 
 PAIRS = [
@@ -33,25 +31,15 @@ def reverse_prompt(response: str) -> str:
     )
 
 
-class TablePPL:
-    """A scorer with perplexities from a table (unit tests of the ratios and the stage)."""
+class TablePPL(FakeLogProb):
+    """Perplexities from a table (10 when absent; None = a missing score)."""
 
-    def __init__(self, table: dict[tuple[str, str], float]) -> None:
+    def __init__(self, table: dict[tuple[str, str], float | None]) -> None:
+        super().__init__()
         self.table = table
-        self.calls = 0
 
-    def setup(self) -> None:
-        pass
-
-    def token_logprobs(self, prefixes: Sequence[str], texts: Sequence[str]) -> list[np.ndarray]:
-        raise NotImplementedError
-
-    def perplexity(
-        self, texts: Sequence[str], prefixes: Sequence[str] | None = None
-    ) -> list[float]:
-        self.calls += 1
-        prefixes = prefixes or [""] * len(texts)
-        return [self.table.get((p, t), 10.0) for p, t in zip(prefixes, texts, strict=True)]
+    def ppl(self, prompt: str, text: str) -> float | None:
+        return self.table.get((prompt, text), 10.0)
 
 
 def test_packaged_templates_render_the_documented_prompts() -> None:
@@ -60,14 +48,36 @@ def test_packaged_templates_render_the_documented_prompts() -> None:
     assert rev == [reverse_prompt(a) for _, a in PAIRS]
 
 
-def test_ratios_and_zero_on_division_by_zero() -> None:
+def test_ratios_and_a_missing_score_instead_of_zero() -> None:
     q, a = PAIRS[0]
-    table = {(forward_prompt(q), a): 4.0, ("", a): 8.0, (reverse_prompt(a), q): 3.0, ("", q): 0.0}
+    table = {(forward_prompt(q), a): 4.0, ("", a): 8.0, (reverse_prompt(a), q): None}
     (s,) = score_ifd([(q, a)], TablePPL(table))
-    assert s == IFDScore(4.0, 8.0, 0.5, 3.0, 0.0, 0.0)
-    assert safe_ratio(1.0, 0.0) == 0.0
+    assert (s.ppl_answer_given_instruction, s.ppl_answer) == (
+        pytest.approx(4.0),
+        pytest.approx(8.0),
+    )
+    assert s.ifd == pytest.approx(0.5)
+    assert s.ppl_instruction_given_answer is None and s.rifd is None  # never 0 ("the best")
+    assert s.missing == {"rifd": "instruction after its prompt: nothing to score"}
+    assert "missing" not in s.as_scores()
     (fwd_only,) = score_ifd([(q, a)], TablePPL(table), reverse=False)
-    assert fwd_only.rifd is None and fwd_only.ifd == 0.5
+    assert fwd_only.rifd is None and fwd_only.ifd == pytest.approx(0.5) and not fwd_only.missing
+
+
+def test_stage_rejects_a_missing_score_with_its_reason() -> None:
+    q, a = PAIRS[0]
+    rec = Record("r", q, output=a)
+    stage = IFDStage(scorer=TablePPL({(reverse_prompt(a), q): None}), key="rifd", max_value=1.0)
+    (rej,) = stage.run([rec]).rejected
+    assert rej.score is None and rej.record.scores["rifd"] is None
+    assert rej.reason == "no rifd score (instruction after its prompt: nothing to score)"
+    assert rej.record.meta["missing_scores"] == {
+        "rifd": "instruction after its prompt: nothing to score"
+    }
+    # a top share never ranks a missing score first (as 0 it would be the lowest r-IFD)
+    other = Record("o", "Name a fruit.", output="Apple.")
+    top = IFDStage(scorer=TablePPL({(reverse_prompt(a), q): None}), key="rifd", top_share=0.5)
+    assert [r.id for r in top.run([rec, other]).kept] == ["o"]
 
 
 @pytest.mark.integration
@@ -84,6 +94,19 @@ def test_ifd_equals_direct_transformers_computation() -> None:
         assert s.rifd == pytest.approx(rcond / rplain, abs=1e-4)
 
 
+@pytest.mark.integration
+def test_an_answer_longer_than_the_window_has_no_rifd_not_zero() -> None:
+    """Regression: the reverse prompt holds the answer; past the window nothing is scored and
+    r-IFD was 0 (the best score the selective rule knows). Now it is missing, with the reason."""
+    lm = scorer(max_length=64)
+    long_answer = "The river runs past the old mill and into the sea. " * 12  # ~150 tokens
+    rec = Record("r", "Describe a river.", output=long_answer)
+    (rej,) = IFDStage(scorer=lm, key="rifd", max_value=1.0).run([rec]).rejected
+    assert rej.record.scores["rifd"] is None and rej.record.scores["ifd"] is not None
+    assert "fills the 64-token window" in rej.record.meta["missing_scores"]["rifd"]
+    assert rej.reason.startswith("no rifd score (instruction after its prompt: prompt of")
+
+
 def test_stage_writes_scores_and_keeps_a_range() -> None:
     recs = [Record(f"r{i}", q, output=a) for i, (q, a) in enumerate(PAIRS[:2])]
     table = {
@@ -95,6 +118,7 @@ def test_stage_writes_scores_and_keeps_a_range() -> None:
     assert [r.id for r in result.kept] == ["r0"]
     assert result.kept[0].scores["ifd"] == pytest.approx(0.5)
     assert result.kept[0].scores["rifd"] == pytest.approx(1.0)
+    assert "missing_scores" not in result.kept[0].meta
     (rej,) = result.rejected
     assert rej.record.scores["ifd"] == pytest.approx(2.0) and rej.score == pytest.approx(2.0)
     assert "> max 1.0" in rej.reason
@@ -121,10 +145,20 @@ def test_templates_are_user_replaceable(tmp_path: Path) -> None:
         scorer=TablePPL({("Q: hi\nA:", "yo"): 1.0, ("", "yo"): 4.0}), prompts_dir=tmp_path
     )
     (rec,) = stage.run([Record("r", "hi", output="yo")]).kept
-    assert rec.scores["ifd"] == 0.25
+    assert rec.scores["ifd"] == pytest.approx(0.25)
     assert set(stage.prompt_hashes) == {"ifd/prompt", "ifd/reverse"}
 
 
 def test_per_record_only_without_top_share() -> None:
     assert IFDStage(scorer=TablePPL({}), max_value=1.0).per_record
     assert not IFDStage(scorer=TablePPL({}), top_share=0.1).per_record
+
+
+def test_an_answer_over_1000_tokens_at_the_default_window_has_no_rifd() -> None:
+    """The reported case at the default 1024-token window, with a one-token-per-character model
+    (cheap): the reverse prompt holds the ~1,100-token answer, so r-IFD is missing, not 0."""
+    from tests.llm.logprob_helpers import CharModel
+
+    (s,) = score_ifd([("Describe a river.", "water " * 185)], CharModel(max_length=1024))
+    assert s.ifd is not None and s.rifd is None
+    assert "fills the 1024-token window" in s.missing["rifd"]

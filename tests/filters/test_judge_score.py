@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from tunesmith.errors import ConfigError
-from tunesmith.filters.judge_score import QualityScorer, parse_score, parse_score_detail
+from tunesmith.filters.judge_score import (
+    QualityScorer,
+    parse_first_rating,
+    parse_score,
+    parse_score_detail,
+)
 from tunesmith.llm.client import LLM
 from tunesmith.llm.fake import FakeBackend
 from tunesmith.records import Record
@@ -117,10 +122,15 @@ def test_quality_scorer_end_to_end_on_the_fake_backend() -> None:
 
 def test_alpagasus_rubric_keep_unparsed_and_bad_options() -> None:
     stage = QualityScorer(rubric="alpagasus", keep_unparsed=True)
-    assert stage.min_score == 5
+    assert stage.min_score == 4.5  # the paper's threshold
     req = stage.format_input(Record("x", "Add 2 and 3.", input="numbers", output="5"))
     text = req.messages[-1]["content"]
-    assert "accuracy" in text and "Input:\nnumbers" in text and "Score: <1-5>" in text
+    assert (
+        "accuracy" in text
+        and "Input:\nnumbers" in text
+        and "Score: <0-5>" in text
+        and "from 0" in text
+    )
     result = stage.run([Record("x", "Add", output="5")], LLM(FakeBackend(responses=["hmm"])))
     assert len(result.kept) == 1 and result.kept[0].scores["quality"] is None
     with pytest.raises(ConfigError):
@@ -148,20 +158,27 @@ def test_templates_render_without_leftovers_and_are_replaceable(tmp_path: Path) 
 
 
 @pytest.mark.integration
-def test_quality_scorer_on_the_embedded_model() -> None:
+def test_quality_scorer_on_the_embedded_model(tmp_path: Path) -> None:
+    """Every branch on real replies: a template makes the greedy model repeat a rating line, so
+    the kept row, the two rejections by score (0 is a valid AlpaGasus rating) and the parse
+    failure are each known in advance and checked."""
     pytest.importorskip("llama_cpp")
     from tunesmith.llm.embedded import EmbeddedBackend
 
+    (tmp_path / "judge_score").mkdir()
+    (tmp_path / "judge_score" / "alpagasus.j2").write_text('Repeat after me: "{{ instruction }}"\n')
+    (tmp_path / "judge_score" / "alpagasus_system.j2").write_text("")
     llm = LLM(EmbeddedBackend(threads=1))
-    rows = [Record("a", "What is 2 + 2?", output="2 + 2 = 4.")]
-    result = QualityScorer(rubric="humpback", min_score=1, max_tokens=48).run(rows, llm)
+    rows = [Record(t, t, output="x") for t in ("Score: 5", "Score: 4", "Score: 0", "Good morning")]
+    stage = QualityScorer(rubric="alpagasus", max_tokens=24, prompts_dir=tmp_path)
+    result = stage.run(rows, llm)
     llm.close()
-    assert len(result.kept) + len(result.rejected) == 1
-    for rec in result.kept:  # a valid score in range
-        assert 1 <= rec.scores["quality"] <= 5
-    for rej in result.rejected:  # the small model rarely follows the format: a counted failure
-        assert rej.reason.startswith("parse failure")
-        assert rej.record.meta["quality_rationale"]
+    assert [(r.id, r.scores["quality"]) for r in result.kept] == [("Score: 5", 5)]
+    rej = {r.record.id: r for r in result.rejected}
+    assert rej["Score: 4"].reason == "quality 4 < 4.5" and rej["Score: 4"].score == 4
+    assert rej["Score: 0"].reason == "quality 0 < 4.5" and rej["Score: 0"].score == 0
+    assert rej["Good morning"].reason.startswith("parse failure: no rating on the first line")
+    assert rej["Good morning"].record.meta["quality_rationale"].startswith("Good morning")
 
 
 def test_fractional_ratings_as_in_alpagasus() -> None:
@@ -186,3 +203,44 @@ def test_fractional_ratings_as_in_alpagasus() -> None:
     result = stage.run(rows, LLM(replies))
     assert [r.id for r in result.kept] == ["a"] and result.kept[0].scores["quality"] == 4.5
     assert result.rejected[0].reason == "quality 4.0 < 4.5"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # what the AlpaGasus prompt asks for: the rating first; a later mention never overrides
+        ("Score: 4\nThe answer is right; a Score: 2 would be unfair.", 4),
+        ("4", 4),  # a bare rating on the first line
+        ("4/5\nAccurate.", 4),
+        ("**Rating:** 3\nPartly right.", 3),
+        ("0\nThe response is wrong.", 0),  # 0 is on the paper's scale
+        ("Score: 0", 0),
+        ("Here is my rating.\nScore: 3\nbecause a Score: 1 is too low", 3),  # first Score:
+        ("1. The answer is accurate.\n2. It is short.", None),  # a list, not a rating
+        ("Score: 6", None),
+        ("Score: 1-5", None),
+        ("The response is accurate.", None),
+        ("", None),
+    ],
+)
+def test_alpagasus_parses_the_first_rating_on_its_0_to_5_scale(
+    text: str, expected: int | None
+) -> None:
+    assert parse_first_rating(text)[0] == expected
+
+
+def test_each_rubric_parses_what_its_prompt_asks_for() -> None:
+    reply = "Score: 4\nThe answer is right; a Score: 2 would be unfair."
+    rows = [Record("a", "Q", output="A")]
+    alpagasus = QualityScorer(rubric="alpagasus", min_score=4)
+    (kept,) = alpagasus.run(rows, LLM(FakeBackend(responses=[reply]))).kept
+    assert kept.scores["quality"] == 4
+    # Humpback asks for the score last: its own rule reads the last one
+    humpback = QualityScorer(rubric="humpback", min_score=1)
+    (kept,) = humpback.run(rows, LLM(FakeBackend(responses=[reply]))).kept
+    assert kept.scores["quality"] == 2
+    zero = QualityScorer(rubric="alpagasus").run(rows, LLM(FakeBackend(responses=["0"])))
+    assert zero.rejected[0].reason == "quality 0 < 4.5"  # a score, not a parse failure
+    with pytest.raises(ConfigError):
+        QualityScorer(rubric="humpback", min_score=0)
+    assert QualityScorer(rubric="alpagasus", min_score=0).min_score == 0

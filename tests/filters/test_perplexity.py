@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import pytest
 
-from tests.scoring.lm_helpers import direct_ppl, scorer
+from tests.llm.logprob_helpers import FakeLogProb, direct_ppl, scorer
 from tunesmith.errors import ConfigError
 from tunesmith.filters.perplexity import PerplexityFilter, field_text
 from tunesmith.records import Record
 
 
-class LengthPPL:
-    """Fake scorer: ppl = 10 x number of words (enough to test the decisions)."""
+class LengthPPL(FakeLogProb):
+    """Fake model: ppl = 10 x number of words, missing for an empty text (as the real rule)."""
 
-    def __init__(self) -> None:
-        self.seen: list[str] = []
+    def ppl(self, prompt: str, text: str) -> float | None:
+        return 10.0 * len(text.split()) if text else None
 
-    def setup(self) -> None:
-        pass
-
-    def token_logprobs(self, prefixes: Sequence[str], texts: Sequence[str]) -> list[np.ndarray]:
-        raise NotImplementedError
-
-    def perplexity(
-        self, texts: Sequence[str], prefixes: Sequence[str] | None = None
-    ) -> list[float]:
-        self.seen += list(texts)
-        return [10.0 * len(t.split()) for t in texts]
+    @property
+    def texts(self) -> list[str]:
+        return [t for _, t in self.seen]
 
 
 def test_drops_above_threshold_and_keeps_scores_on_every_row() -> None:
@@ -45,7 +34,7 @@ def test_field_selection_score_key_and_no_threshold() -> None:
     fake = LengthPPL()
     rec = Record("a", "instr", input="some input", output="an output here")
     (kept,) = PerplexityFilter(scorer=fake, field="output", threshold=None).run([rec]).kept
-    assert kept.scores == {"ppl_output": 30.0} and fake.seen == ["an output here"]
+    assert kept.scores == {"ppl_output": 30.0} and fake.texts == ["an output here"]
     assert field_text(rec, "prompt") == "instr\n\nsome input"
     assert field_text(rec, "text") == "instr\n\nsome input\n\nan output here"
     with pytest.raises(ConfigError):
@@ -56,7 +45,23 @@ def test_min_ppl_and_reuse() -> None:
     fake = LengthPPL()
     recs = [Record("a", "x", scores={"ppl": 2.0}), Record("b", "y y y")]
     result = PerplexityFilter(scorer=fake, min_ppl=5.0).run(recs)
-    assert [r.id for r in result.kept] == ["b"] and fake.seen == ["y y y"]
+    assert [r.id for r in result.kept] == ["b"] and fake.texts == ["y y y"]
+
+
+def test_an_empty_text_has_no_perplexity_and_does_not_pass() -> None:
+    """Regression: an empty instruction scored ppl 0 and passed the threshold."""
+    result = PerplexityFilter(scorer=LengthPPL()).run([Record("e", "", output="x")])
+    (rej,) = result.rejected
+    assert not result.kept and rej.record.scores["ppl"] is None
+    assert rej.reason == "no ppl score (nothing to score)"
+
+
+@pytest.mark.integration
+def test_empty_instruction_is_rejected_with_the_real_model() -> None:
+    result = PerplexityFilter(scorer=scorer(), threshold=1e9).run([Record("e", "", output="x")])
+    (rej,) = result.rejected
+    assert rej.record.scores["ppl"] is None and rej.reason == "no ppl score (empty text)"
+    assert rej.record.meta["missing_scores"] == {"ppl": "empty text"}
 
 
 @pytest.mark.integration

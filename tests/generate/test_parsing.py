@@ -30,13 +30,14 @@ def test_numbered_continuation_splits_on_numbers_and_cleans_whitespace():
     ]
 
 
-def test_truncated_response_drops_only_last_item_by_default():
+def test_truncated_response_is_dropped_whole_by_default_as_the_reference_code_does():
     raw = " Write a limerick about cats.\n10. Describe the water cycle.\n11. Give tips for a job interv"
-    items = parse_numbered_instructions(raw, "length")
+    whole = parse_numbered_instructions(raw, "length")
+    assert texts(whole) == [] and len(whole) == 3
+    assert {i.reason for i in whole} == {"truncated response"}
+    items = parse_numbered_instructions(raw, "length", truncation="drop_last")
     assert texts(items) == ["Write a limerick about cats.", "Describe the water cycle."]
     assert items[-1].reason == "truncated"
-    whole = parse_numbered_instructions(raw, "length", truncation="drop_response")
-    assert texts(whole) == [] and len(whole) == 3
 
 
 def test_not_truncated_keeps_last_item():
@@ -44,15 +45,39 @@ def test_not_truncated_keeps_last_item():
     assert len(texts(parse_numbered_instructions(raw, "stop"))) == 2
 
 
-def test_wrong_numbering_and_paren_numbers_still_split():
+def reference_split(text: str) -> list[str]:
+    """The reference bootstrap script's post-processing, written out from its published rules:
+    re.split on ``\\n\\d+\\s?\\. ``, collapse whitespace, capitalise, drop empty items."""
+    import re
+
+    pieces = [re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\d+\s?\. ", text)]
+    return [p[:1].upper() + p[1:] for p in pieces if p]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        " Sort the list of words.\n3. Translate hello into Spanish.\n9) Count the vowels.",
+        " Plan a trip with these steps:\n 1) book a flight\n 2) pack\n10. Name three rivers.",
+        " Name a color.\n10 . Name a fruit.\n11.  Name a city.\n12.Name a dog breed.",
+        "\n10. Explain tides.\n11. Explain wind.",
+    ],
+)
+def test_list_split_is_the_reference_split(raw):
+    # "9)" and indented " 1)" do not start an item in the reference: the sub-list stays whole
+    assert texts(parse_numbered_instructions(raw, capitalize="first")) == reference_split(raw)
+
+
+def test_lenient_split_also_cuts_paren_numbers():
     raw = (
         " Sort the list of words.\n3. Translate hello into Spanish.\n9) Count the vowels in a word."
     )
-    assert texts(parse_numbered_instructions(raw)) == [
+    assert texts(parse_numbered_instructions(raw, split="lenient")) == [
         "Sort the list of words.",
         "Translate hello into Spanish.",
         "Count the vowels in a word.",
     ]
+    assert len(texts(parse_numbered_instructions(raw))) == 2  # reference: "9)" is not a split
 
 
 def test_prose_after_the_list_stays_with_its_item_for_the_filters_to_judge():
@@ -68,12 +93,15 @@ def test_empty_and_blank_responses_give_nothing():
     assert parse_numbered_instructions("   \n  ") == []
 
 
-def test_capitalize_quirk_is_optional():
-    assert (
-        clean_instruction("name the CAPITAL of France", capitalize=True)
-        == "Name the capital of france"
-    )
+def test_items_are_capitalised_before_the_filters_and_the_quirk_is_optional():
+    (item,) = parse_numbered_instructions(" write a program that sorts SQL rows.")
+    assert item.instruction == "Write a program that sorts SQL rows."
+    (quirk,) = parse_numbered_instructions(" name the CAPITAL of France", capitalize="python")
+    assert quirk.instruction == "Name the capital of france"
+    (kept,) = parse_numbered_instructions(" name the CAPITAL of France", capitalize="none")
+    assert kept.instruction == "name the CAPITAL of France"
     assert clean_instruction("name the CAPITAL of France:") == "name the CAPITAL of France"
+    assert clean_instruction("name it", capitalize=True) == "Name it"  # the old boolean option
 
 
 def test_bad_truncation_mode_is_rejected():

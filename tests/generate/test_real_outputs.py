@@ -45,14 +45,14 @@ def test_bootstrap_blacklist_catches_visual_tasks_in_real_output():
     assert rules == ["", "blacklist", "", "blacklist", "", "", ""]
 
 
-def test_bootstrap_truncated_at_max_tokens_drops_last_item():
+def test_bootstrap_truncated_at_max_tokens_drops_the_response_or_its_last_item():
     text, finish = row(3)
     assert finish == "length"
-    items = parse_numbered_instructions(text, finish)
+    items = parse_numbered_instructions(text, finish, truncation="drop_last")
     assert [i.reason for i in items] == ["", "", "", "truncated"]
-    assert all(
-        i.reason for i in parse_numbered_instructions(text, finish, truncation="drop_response")
-    )
+    assert [i.reason for i in parse_numbered_instructions(text, finish)] == [
+        "truncated response"
+    ] * 4
 
 
 def test_alpaca_wrong_field_number_is_tolerated():

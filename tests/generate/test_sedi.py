@@ -142,3 +142,62 @@ def test_feedback_loop_replaces_seeds_then_extends_the_same_run(tmp_path):
     assert any(e["stage"] == "seed_replacement" and e["added"] == ["fresh"] for e in events)
     order = json.loads((run.path / "batches.json").read_text())
     assert sum(len(b) for b in order["batches"]) == summary["kept_instructions"]
+
+
+def test_replace_seeds_screens_candidates_at_rouge_l_07_against_the_current_seeds(tmp_path):
+    from tunesmith.driver import RunDriver
+    from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
+    from tunesmith.llm.client import LLM
+
+    gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
+    gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
+    seed = SEEDS[9].instruction  # "Summarize the paragraph in one sentence."
+    near = SeedTask(id="near", instruction=seed.replace("one sentence", "a single sentence"))
+    fresh = SeedTask(id="fresh", instruction="Invent a board game that teaches fractions.")
+    twin = SeedTask(id="twin", instruction="Invent a board game that teaches fractions!")
+    score = rouge_l_f(rouge_tokenize(near.instruction), rouge_tokenize(seed))
+    assert score > 0.7  # the reference value the screen must act on
+    before = set(gen.table.rows)
+    evicted = gen.replace_seeds([near, fresh, twin])
+    assert set(gen.table.rows) == (before - set(evicted)) | {"fresh"} and len(evicted) == 1
+    refused = {r["id"]: r for r in gen.last_refused}
+    assert set(refused) == {"near", "twin"}  # twin: too close to the accepted "fresh"
+    assert refused["near"]["rouge_l"] == pytest.approx(score) and refused["near"]["nearest"] == seed
+    event = [e for e in run.read_events() if e["stage"] == "seed_replacement"][-1]
+    assert event["added"] == ["fresh"] and {r["id"] for r in event["refused"]} == {"near", "twin"}
+
+
+def test_replace_seeds_before_the_first_round_survives_into_the_run(tmp_path):
+    from tunesmith.driver import RunDriver
+    from tunesmith.llm.client import LLM
+
+    gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    gen.setup_seeds(SEEDS)
+    new = SeedTask(id="fresh", instruction="Invent a board game that teaches fractions.")
+    assert gen.replace_seeds([new]) == []  # nothing has a score yet: nothing to evict
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
+    gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
+    assert "fresh" in gen.table.rows and len(gen.table.rows) == len(SEEDS) + 1
+    assert new.instruction in gen.novelty.pool_texts
+    rows = json.loads((run.path / "seed_scores.json").read_text())
+    assert "fresh" in {r["id"] for r in rows}
+    assert any(e["stage"] == "seed_replacement" for e in run.read_events())
+    with pytest.raises(Exception, match="setup_seeds"):
+        SediGenerator().replace_seeds([new])
+
+
+def test_a_replacement_with_the_sink_detached_logs_nothing_later(tmp_path):
+    # the training feedback loop replays journaled replacements on resume with the sink detached
+    from tunesmith.driver import RunDriver
+    from tunesmith.llm.client import LLM
+
+    gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    run = RunDriver.open(tmp_path / "r", method="sedi", config={})
+    gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
+    sink, gen._sink = gen._sink, None
+    gen.replace_seeds([SeedTask(id="replayed", instruction="Invent a board game for fractions.")])
+    gen._sink = sink
+    gen.replace_seeds([SeedTask(id="live", instruction="Plan a picnic for twelve people.")])
+    added = [e["added"] for e in run.read_events() if e["stage"] == "seed_replacement"]
+    assert added == [["live"]]

@@ -209,3 +209,49 @@ def test_instance_generator_expands_and_rejects_with_scores():
     assert recs == gen.expand(
         Completion("Example 1\nN: 2\nOutput: 4\nExample 2\nN: 5\nOutput: 10"), plain
     )
+
+
+# -- defaults that follow the reference code (issue 9.6) ---------------------------------------
+def _rejected_by(run):
+    return {r["instruction"]: (r["rejected_by"], r["reason"]) for r in run.read_rejected()}
+
+
+def test_a_response_cut_at_max_tokens_is_dropped_whole(tmp_path):
+    text = " Describe the climate of a desert region in detail.\n10. Name three rivers in Asia and their sources."
+    backend = FakeBackend(responses=[text], finish_reason="length")
+    run, _ = _run(tmp_path, backend=backend, n=5, instances=False, max_rounds=1)
+    assert run.read_kept() == []
+    rows = _rejected_by(run)
+    assert rows["Describe the climate of a desert region in detail."][1] == "truncated response"
+    # drop_last (the paper's intent) stays available as an opt-in
+    opt, _ = _run(tmp_path, "opt", backend=FakeBackend(responses=[text], finish_reason="length"),
+                  n=5, instances=False, max_rounds=1, truncation="drop_last")  # fmt: skip
+    assert [r.instruction for r in opt.read_kept()] == [
+        "Describe the climate of a desert region in detail."
+    ]
+
+
+def test_lower_case_write_a_program_is_capitalised_then_caught(tmp_path):
+    text = " write a program that prints the first ten prime numbers.\n10. list three ways to save water at home every day."
+    run, _ = _run(tmp_path, backend=FakeBackend(responses=[text]), n=5, instances=False, max_rounds=1)  # fmt: skip
+    rows = _rejected_by(run)
+    assert rows["Write a program that prints the first ten prime numbers."][0] == "write_program"
+    assert [r.instruction for r in run.read_kept()] == [
+        "List three ways to save water at home every day."
+    ]
+
+
+def test_classification_only_compares_with_the_classification_seeds_only(tmp_path):
+    clf = [s for s in SEEDS if s.is_classification]
+    other = next(s for s in SEEDS if s.instruction.startswith("Summarize the paragraph"))
+    # a copy of a non-classification seed is new to the classification pool; a copy of a
+    # classification seed is not
+    text = f" {other.instruction}\n10. {clf[0].instruction}"
+    run, backend = _run(tmp_path, backend=FakeBackend(responses=[text]), n=5, instances=False,
+                        max_rounds=1, classification_only=True)  # fmt: skip
+    (kept,) = run.read_kept()
+    assert kept.instruction == other.instruction
+    assert kept.scores["rouge_l_nearest"] in {s.instruction for s in clf}
+    assert _rejected_by(run)[clf[0].instruction][0] == "rouge_l"
+    shown = {s.instruction for s in SEEDS if s.instruction in backend.requests[0].prompt}
+    assert shown and shown <= {s.instruction for s in clf}

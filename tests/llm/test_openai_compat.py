@@ -4,6 +4,7 @@ API-key handling, the concurrency cap, and partial results surviving a failure."
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,20 +95,23 @@ def test_transient_faults_are_retried(fault: tuple[Any, dict[str, str]]) -> None
 
 
 def test_retry_after_is_honoured_by_all_requests() -> None:
-    def rule(body: dict[str, Any], nth: int) -> Any:
-        return (
-            (429, {"retry-after-ms": "300"})
-            if body["messages"][0]["content"] == "q0" and nth == 1
-            else None
-        )
+    arrived: dict[str, list[float]] = {}
 
-    with StubOpenAIServer(delay=0.0, fault=rule) as server:
-        backend = OpenAICompatBackend("m", base_url=server.url, concurrency=1, **FAST)
-        _run(backend, [_chat(0), _chat(1)])
-        first, retry, other = server.arrival_times
-    # the retry waits for Retry-After (backoff alone would wait ~0.01 s), and so does the
-    # next request, which was queued behind the shared pause
-    assert retry - first >= 0.3 and other - first >= 0.3
+    def rule(body: dict[str, Any], nth: int) -> Any:
+        content = body["messages"][0]["content"]
+        arrived.setdefault(content, []).append(time.monotonic())
+        return (429, {"retry-after-ms": "300"}) if content == "q0" and nth == 1 else None
+
+    with StubOpenAIServer(delay=0.1, fault=rule) as server:
+        backend = OpenAICompatBackend("m", base_url=server.url, concurrency=2, **FAST)
+        got = _run(backend, [_chat(i) for i in range(4)])
+    assert sorted(got) == [0, 1, 2, 3]
+    t0 = arrived["q0"][0]
+    # the retry waits for Retry-After (backoff alone would wait ~0.01 s) ...
+    assert arrived["q0"][1] - t0 >= 0.3
+    # ... and so does everyone else: q1 left with q0, but q2 and q3, which the second worker
+    # sends once q1 is answered (~0.1 s), wait behind the pause that q0's 429 started
+    assert min(arrived["q2"][0], arrived["q3"][0]) - t0 >= 0.3
 
 
 def _body_of(server: StubOpenAIServer, i: int) -> dict[str, Any]:
@@ -124,22 +128,27 @@ def test_unreachable_server_is_one_clear_line() -> None:
     assert str(err.value) == f"cannot reach {url}: connection refused after 3 tries"
 
 
-def test_permanent_error_is_not_retried_and_keeps_finished_results(tmp_path: Path) -> None:
+def test_a_request_refused_for_good_fails_alone_and_is_not_cached(tmp_path: Path) -> None:
     def rule(body: dict[str, Any], nth: int) -> Any:
         return (400, {}) if body["messages"][0]["content"] == "q3" else None
 
-    cache = RequestCache(tmp_path / "c.sqlite")
-    with StubOpenAIServer(fault=rule) as server:
-        backend = OpenAICompatBackend("m", base_url=server.url, concurrency=1, **FAST)
-        with pytest.raises(BackendError, match=r"HTTP 400: injected"):
-            LLM(backend, cache=cache).complete([_chat(i) for i in range(6)])
-        assert server.arrivals[body_key(_body_of(server, 3))] == 1
-    assert len(cache) == 3, "the three requests before the failure stay cached"
-    with StubOpenAIServer() as server:  # rerun: only the missing ones are sent
+    cache, port = RequestCache(tmp_path / "c.sqlite"), free_port()
+    with StubOpenAIServer(port=port, fault=rule) as server:
+        backend = OpenAICompatBackend("m", base_url=server.url, concurrency=2, **FAST)
+        llm = LLM(backend, cache=cache)
+        out = llm.complete([_chat(i) for i in range(6)])
+        assert server.arrivals[body_key(_body_of(server, 3))] == 1, "not retried"
+    assert [c[0].error for c in out] == [None] * 3 + ["HTTP 400: injected"] + [None] * 2
+    assert out[3][0].error_status == 400 and out[3][0].text == ""
+    assert all(c[0].text for i, c in enumerate(out) if i != 3)
+    total = llm.ledger.total()
+    assert (total.calls, total.failed) == (6, 1), "a refusal is a call the server answered"
+    assert len(cache) == 5, "the refusal is not cached as an answer"
+    with StubOpenAIServer(port=port) as server:  # rerun: only the refused request is sent again
         backend = OpenAICompatBackend("m", base_url=server.url, **FAST)
         out = LLM(backend, cache=cache).complete([_chat(i) for i in range(6)])
-        assert sum(server.arrivals.values()) == 3
-    assert [c[0].cached for c in out] == [True] * 3 + [False] * 3
+        assert sum(server.arrivals.values()) == 1
+    assert [c[0].cached for c in out] == [True] * 3 + [False] + [True] * 2
 
 
 def test_concurrency_cap_is_respected() -> None:

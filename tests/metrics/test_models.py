@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -60,8 +59,6 @@ def shared_user_oriented() -> Path:
 
 @pytest.mark.integration
 def test_perplexity_equals_direct_transformers_loss() -> None:
-    if importlib.util.find_spec("tunesmith.scoring.lm") is None:
-        pytest.skip("tunesmith.scoring.lm (CausalLMScorer) not available")
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     from tunesmith.llm.models import embedded_hf_dir

@@ -65,6 +65,13 @@ def test_select_cli_deita_on_scored_rows(tmp_path: Path) -> None:
               "--field", "instruction")  # fmt: skip
     assert res.returncode == 0, res.stderr
     kept = [json.loads(line)["id"] for line in (out / "kept.jsonl").read_text().splitlines()]
-    assert kept[0] == "a" and len(kept) == 2
+    # "b" ranks second but is too close to "a" (MiniLM cosine 0.92 > 0.9): the bound skips it
+    assert kept == ["a", "c"]
     rejected = {json.loads(x)["id"]: json.loads(x) for x in (out / "rejected.jsonl").open()}
     assert rejected["d"]["reason"] == "no q*c score" and rejected["d"]["rejected_by"] == "select"
+    from tunesmith.embeddings import embed
+
+    a, b = embed(["Name a fruit.", "Name one fruit."])
+    assert float(a @ b) > 0.9
+    assert rejected["b"]["score"] == pytest.approx(float(a @ b), abs=1e-4)
+    assert rejected["b"]["reason"].startswith("cosine")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import pytest
 
+from tests.llm.logprob_helpers import FakeLogProb
 from tunesmith.jobs import run_record_job
 from tunesmith.llm.base import Request
 from tunesmith.llm.client import LLM
@@ -90,39 +88,24 @@ def test_response_and_both_modes() -> None:
     assert res.kept[2].meta["reflection"]["status"] == "failed"
 
 
-class TableScorer:
+class TableScorer(FakeLogProb):
     """Unconditioned ppl 10; conditioned ppl chosen so IFD / r-IFD are known per variant.
 
     IFD by instruction: "colors" 0.8 (harder), "arithmetic" 0.4 (easier), originals 0.5.
     r-IFD by answer: better answer 0.3, new detailed answer 0.6, original answers 0.7.
     """
 
-    def setup(self) -> None: ...
-
-    def perplexity(
-        self, texts: Sequence[str], prefixes: Sequence[str] | None = None
-    ) -> list[float]:
-        out = []
-        for text, prefix in zip(texts, prefixes or [""] * len(texts), strict=True):
-            if not prefix:
-                out.append(10.0)
-            elif text in ("Red.", "4", "Hi.") or text.startswith("A "):  # forward: text = answer
-                out.append(
-                    10 * (0.8 if "colors" in prefix else 0.4 if "arithmetic" in prefix else 0.5)
-                )
-            else:  # reverse: text = instruction, prefix holds the answer
-                out.append(
-                    10 * (0.3 if "better" in prefix else 0.6 if "detailed" in prefix else 0.7)
-                )
-        return out
-
-    def token_logprobs(self, prefixes: Sequence[str], texts: Sequence[str]) -> list[np.ndarray]:
-        raise NotImplementedError
+    def ppl(self, prompt: str, text: str) -> float | None:
+        if not prompt:
+            return 10.0
+        if text in ("Red.", "4", "Hi.") or text.startswith("A "):  # forward: text = answer
+            return 10 * (0.8 if "colors" in prompt else 0.4 if "arithmetic" in prompt else 0.5)
+        # reverse: text = instruction, the prompt holds the answer
+        return 10 * (0.3 if "better" in prompt else 0.6 if "detailed" in prompt else 0.7)
 
 
 def selective(fallback: bool) -> tuple[dict[str, Record], list[str]]:
-    stage = ReflectionStage(selective=True, fallback=fallback)
-    stage._scorer = TableScorer()
+    stage = ReflectionStage(selective=True, fallback=fallback, scorer=TableScorer())  # type: ignore[arg-type]
     res = stage.run(ROWS, LLM(FakeBackend(responses=responder)))
     rows = {r.id: r for r in [*res.kept, *(x.record for x in res.rejected)]}
     return rows, [r.id for r in res.kept]
@@ -167,9 +150,9 @@ def test_run_record_job_resume_makes_no_new_calls(tmp_path) -> None:
 def test_selective_with_real_scorer_matches_direct_ifd() -> None:
     """The stored IFD table equals score_ifd on the same pairs with the real SmolLM2 scorer."""
     from tunesmith.filters.ifd import score_ifd
-    from tunesmith.scoring.lm import CausalLMScorer
+    from tunesmith.llm.logprob import make_logprob_model
 
-    scorer = CausalLMScorer(batch_size=8, threads=1)
+    scorer = make_logprob_model("transformers", batch_size=8, threads=1)
     stage = ReflectionStage(selective=True, fallback=True)
     stage._scorer = scorer
     res = stage.run(ROWS[:2], LLM(FakeBackend(responses=responder)))
@@ -191,3 +174,47 @@ def test_selective_with_real_scorer_matches_direct_ifd() -> None:
             {k: (v["ifd"], v["rifd"]) for k, v in table.items()}, fallback=True
         )
         assert rec.meta["reflection"]["variant"] == choice
+
+
+LONG_ANSWER = "The river runs past the old mill, under the bridge and into the sea. " * 10
+
+
+def long_answer_responder(request: Request, sample: int) -> str:
+    if "[New Instruction]" in request.messages[-1]["content"]:  # type: ignore[index]
+        return "I have no new instruction."  # instruction reflection fails
+    return f"The answer is short.\n[Better Answer] {LONG_ANSWER.strip()} [End]"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("runtime", ["transformers", "llama-cpp"])
+def test_an_answer_too_long_to_score_is_not_picked_as_best(runtime: str) -> None:
+    """Regression: the reverse prompt of a ~170-token answer fills a 64-token window, nothing is
+    scored, and r-IFD came out 0, which the rule read as the best: the long answer won."""
+    if runtime == "llama-cpp":
+        pytest.importorskip("llama_cpp")
+    from tunesmith.llm.logprob import make_logprob_model
+
+    scorer = make_logprob_model(runtime, max_length=64, threads=1)
+    stage = ReflectionStage(selective=True, scorer=scorer)
+    rows = [Record("a", "Describe a river.", output="A river is water that flows.")]
+    result = stage.run(rows, LLM(FakeBackend(responses=long_answer_responder)))
+    (rej,) = result.rejected
+    table = rej.record.scores["reflection_ifd"]
+    assert table["response"]["rifd"] is None and table["original"]["rifd"] is not None
+    why = rej.record.meta["reflection"]["missing_scores"]["response"]["rifd"]
+    assert "fills the 64-token window" in why
+    assert rej.reason == "no reflection improves the pair" and not result.kept
+
+
+def test_a_bracketed_heading_inside_the_better_answer_is_kept_whole() -> None:
+    """Regression: "[Verse 1]" ended the section, the answer became its first line and the row
+    counted as reflected."""
+    song = "[Verse 1]\nRain on the roof,\nsoft as a drum.\n\n[Chorus]\nSing, little rain."
+
+    def songwriter(request: Request, sample: int) -> str:
+        return f"The song is too short.\n[Better Answer]\n{song}\n[End]"
+
+    stage = ReflectionStage(mode="response")
+    rows = [Record("s", "Write a short song about rain.", output="Rain.")]
+    (rec,) = stage.run(rows, LLM(FakeBackend(responses=songwriter))).kept
+    assert rec.output == song and rec.meta["reflection"]["status"] == "reflected"

@@ -75,3 +75,27 @@ def test_placeholders(text: str) -> None:
 def test_real_content_is_not_a_placeholder() -> None:
     assert not is_placeholder("Explain what your answer to the riddle would be and why.")
     assert not is_placeholder("No")  # a real one-word answer
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[Verse 1]\nRain on the roof,\nsoft as a drum.\n\n[Chorus]\nSing, little rain.",
+        "Results are below.\n\n[Table 1]\n| a | b |\n| 1 | 2 |\n\nBoth columns grow.",
+    ],
+)
+def test_a_bracketed_line_inside_an_answer_does_not_end_it(body: str) -> None:
+    """Regression: any bracketed line ended a section, cutting the answer to its first line
+    and counting that as a success. Only the known markers end a section."""
+    text = f"Critique...\n[New Instruction] Write a song. [End]\n[New Answer]\n{body}\n[End]"
+    assert ans(text).text == body
+    unclosed = f"[New Answer]\n{body}"
+    assert ans(unclosed).text == body
+    assert ans(unclosed, finish="length").text is None  # cut off: not a success
+
+
+def test_the_prompts_own_headings_and_other_markers_still_end_a_section() -> None:
+    text = "[New Answer]\nX is Y.\n\n[Your Task]\nReview the answer above"
+    assert ans(text, finish="length").text == "X is Y."
+    assert ans("[New Answer] X is Y.\n[The End of Answer]\nmore").text == "X is Y."
+    assert ins("[New Instruction]\nExplain X.\n[New Answer]\nX.").text == "Explain X."

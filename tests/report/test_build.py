@@ -248,3 +248,59 @@ def test_no_histogram_for_a_field_empty_everywhere(tmp_path: Path) -> None:
     html = write_report([data], tmp_path / "i.html", metrics="none").read_text(encoding="utf-8")
     assert "instruction words" in html
     assert "input words" not in html and "output words" not in html
+
+
+def test_latency_is_labelled_as_summed_over_calls_next_to_wall_time(run_dir: Path) -> None:
+    from tunesmith.llm.usage import Ledger, StageUsage
+
+    ledger = Ledger()  # 40 calls of 2.5 s each, run concurrently in about 10 s of wall time
+    ledger.stages["generate"] = StageUsage(calls=40, latency_s=100.0)
+    (run_dir / "ledger.json").write_text(json.dumps(ledger.to_dict()), encoding="utf-8")
+    html = write_run_report(run_dir, run_dir / "r.html", metrics="none").read_text("utf-8")
+    text = re.sub(r"<[^>]+>", " ", html)
+    text = " ".join(text.split())
+    assert "LLM latency" not in text
+    assert "LLM call time 100.0 s summed over 40 calls · 2.5 s per call" in text
+    assert "wall time" in text and "call time (summed)" in text
+
+
+def test_failed_rows_show_in_the_funnel_and_the_browser(run_dir: Path) -> None:
+    row = {"id": "f1", "instruction": "Summarize the contract.", "status": 413,
+           "message": "request too large"}  # fmt: skip
+    (run_dir / "failed.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    html = write_run_report(run_dir, run_dir / "r.html", metrics="none").read_text("utf-8")
+    funnel = html[html.index('id="funnel"') : html.index('id="curves"')]
+    assert "failed (LLM error)" in funnel and "request too large" in funnel
+    assert 'class="removed failed"' in funnel and "--retry-failed" in funnel
+    assert "1 failed" in html[html.index('id="summary"') : html.index('id="funnel"')]
+    data = json.loads("".join(parse(html).data_block))
+    assert data["groups"]["failed"] == 1
+    (failed_row,) = [r for r in data["records"] if r[1] == "failed"]
+    assert failed_row[0] == "f1" and failed_row[5] == "HTTP 413 — request too large"
+
+
+def test_charts_are_never_drawn_much_larger_or_smaller_than_their_viewbox() -> None:
+    svg = str(charts.line_chart([("a", [(0, 1), (1, 2)])], x_label="x", y_label="y", width=640))
+    assert 'style="max-width:640px;min-width:512px"' in svg
+    hist = str(charts.histogram_chart([0, 10, 20], {"a": [1, 2]}, x_label="w", width=420))
+    assert "max-width:420px;min-width:336px" in hist
+
+
+@pytest.mark.integration
+def test_datasets_of_different_sizes_compare_size_dependent_metrics_at_equal_size(
+    run_dir: Path,
+) -> None:
+    from tunesmith.metrics.stats import compute_stats
+    from tunesmith.report.build import run_context
+    from tunesmith.report.data import open_run, rejected_record
+
+    ctx = run_context(run_dir, metrics="cheap")
+    kept, generated = ctx["metric_rows"]
+    run = open_run(run_dir)
+    every = run.read_kept() + [rejected_record(row)[1] for row in run.read_rejected()]
+    direct = compute_stats(every, metrics={"cheap"}, size_sample=len(run.read_kept()))
+    assert generated["stats"]["size"] == 63 and kept["stats"]["size"] == 33
+    for key in ("self_bleu", "rep_2", "unique_tokens"):
+        assert generated["stats"][key] == direct[key]
+    assert any("seeded sample of 33 of 63 rows" in n for n in generated["notes"])
+    assert not any("seeded sample" in n for n in kept["notes"])

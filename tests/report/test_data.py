@@ -38,7 +38,7 @@ def test_funnel_counts_from_rejected_jsonl(run_dir: Path) -> None:
 
 def test_funnel_with_nothing_rejected() -> None:
     funnel = rd.build_funnel(5, [])
-    assert funnel == {"generated": 5, "kept": 5, "steps": []}
+    assert funnel == {"generated": 5, "kept": 5, "failed": 0, "steps": []}
 
 
 def test_curve_from_events_jsonl(run_dir: Path) -> None:
@@ -162,3 +162,106 @@ def test_curve_plots_only_generation_events_of_a_multi_stage_run() -> None:
     ]
     curve = rd.build_curve(events)
     assert [(p["generated"], p["kept"]) for p in curve["points"]] == [(23, 20), (46, 40)]
+
+
+def test_funnel_and_summary_count_failed_rows(run_dir: Path) -> None:
+    failed = [
+        {
+            "id": "f1",
+            "instruction": "Summarize the contract.",
+            "status": 413,
+            "message": "too long",
+        },
+        {"id": "f2", "instruction": "Translate it.", "status": None, "message": "content filter"},
+        {"id": "r0", "instruction": "Failed, retried since, now kept.", "status": 500},
+    ]
+    (run_dir / "failed.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in failed) + '{"id": "f3", "instr', encoding="utf-8"
+    )  # a torn last line (a kill mid-write) is not a row
+    rows = rd.read_failed(run_dir)
+    assert [r["id"] for r in rows] == ["f1", "f2"]
+    run = rd.open_run(run_dir)
+    funnel = rd.build_funnel(len(run.read_kept()), run.read_rejected(), rows)
+    assert (funnel["generated"], funnel["kept"], funnel["failed"]) == (65, 33, 2)
+    first = funnel["steps"][0]
+    assert (first["stage"], first["failed"], first["removed"], first["remaining"]) == (
+        "failed (LLM error)", True, 2, 63,
+    )  # fmt: skip
+    assert first["examples"][0]["score"] == "413" and first["examples"][0]["reason"] == "too long"
+    tagged = rd.build_funnel(0, [], [{"id": "x", "failed_in": "respond", "message": "HTTP 400"}])
+    assert tagged["steps"][0]["examples"][0]["reason"] == "respond: HTTP 400"
+    assert funnel["steps"][-1]["remaining"] == 33
+    summary = rd.summarize_run(run.manifest, {}, n_kept=33, n_rejected=30, n_failed=2)
+    assert (summary["generated"], summary["failed"]) == (65, 2)
+    (run_dir / "failed.jsonl").write_text('{"id": 1}\n{bad\n{"id": 2}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"failed\.jsonl:2"):
+        rd.read_failed(run_dir)
+
+
+def test_cumulative_curves_never_go_down() -> None:
+    # a recipe logs one "kept" per stage (100 -> 60 -> 50); a resumed job restarted its counters
+    recipe = [
+        {"t": 1, "stage": "dedup", "index": 0, "kept": 100, "rejected": 20},
+        {"t": 2, "stage": "ifd", "index": 1, "kept": 60, "rejected": 40},
+        {"t": 3, "stage": "select", "index": 2, "kept": 50, "rejected": 10},
+    ]
+    resumed = [
+        {"t": 1, "stage": "respond", "kept": 10, "rejected": 2, "calls": 12, "cost_usd": 0.2},
+        {"t": 2, "stage": "respond", "kept": 20, "rejected": 4, "calls": 24, "cost_usd": 0.4},
+        {"t": 3, "stage": "respond", "kept": 5, "rejected": 1, "calls": 6, "cost_usd": 0.1},
+        {"t": 4, "stage": "respond", "kept": 30, "rejected": 6, "calls": 36, "cost_usd": 0.6},
+    ]
+    for events in (recipe, resumed):
+        pts = rd.build_curve(events)["points"]
+        for key in ("generated", "kept", "calls", "cost_usd", "elapsed_s"):
+            values = [p[key] for p in pts]
+            assert values == sorted(values), (key, values)
+    pts = rd.build_curve(resumed)["points"]
+    assert [p["kept"] for p in pts] == [10, 20, 20, 30]
+    assert [p["calls"] for p in pts] == [12, 24, 24, 36]
+    assert len(rd.build_curve(recipe)["points"]) == 1  # one stage's series, not three stages'
+
+
+def test_one_long_row_does_not_squash_the_length_histogram() -> None:
+    lengths = [12, 25, 31, 40, 44, 48, 52, 55, 60, 63, 66, 70, 72, 75, 80, 84, 88, 95, 99, 1200]
+    h = histogram({"outputs": lengths})
+    assert h["overflow"] is True and h["edges"][-1] <= 300  # not stretched to 1,200
+    counts = h["series"]["outputs"]
+    assert counts[-1] >= 1 and sum(counts) == 20
+    assert max(counts[:-1]) >= 2  # the ordinary rows spread over several readable bars
+    assert sum(1 for c in counts[:-1] if c) >= 8
+    even = histogram({"a": list(range(100))})
+    assert even["overflow"] is False and even["edges"][-1] >= 99  # nothing to clip
+
+
+def test_the_curve_ends_at_the_runs_total_calls() -> None:
+    events = [
+        {"t": 1, "stage": "bootstrap", "generated": 23, "kept": 20, "calls": 3, "cost_usd": 0.3},
+        {"t": 2, "stage": "bootstrap", "generated": 46, "kept": 40, "calls": 5, "cost_usd": 0.5},
+        {"t": 3, "stage": "instances", "done": 40, "kept": 61, "calls": 55, "cost_usd": 2.0},
+    ]
+    curve = rd.close_curve(rd.build_curve(events), {"calls": 55, "cost_usd": 2.0})
+    assert [(p["calls"], p["kept"]) for p in curve["points"]] == [(3, 20), (5, 40), (55, 40)]
+    assert curve["points"][-1]["cost_per_kept"] == pytest.approx(2.0 / 40)
+    same = rd.build_curve(events[:2])
+    assert rd.close_curve(same, {"calls": 5}) == same  # nothing after generation: unchanged
+
+
+def test_compared_runs_plot_all_of_a_methods_calls(tmp_path: Path) -> None:
+    from tests.generate.fakes import responder
+    from tunesmith.generate.pipeline import run_generation
+    from tunesmith.llm.factory import LLMConfig
+    from tunesmith.llm.fake import FakeBackend
+    from tunesmith.report.build import datasets_context
+
+    run = run_generation("self-instruct", seeds=None, out=tmp_path / "si",
+                         config=LLMConfig(backend="fake", cache_path=str(tmp_path / "c.sqlite")),
+                         params={"num_instructions": 6, "prompts_per_batch": 3},
+                         backend=FakeBackend(responses=responder))  # fmt: skip
+    calls = rd.summarize_run(run.manifest, rd.read_ledger(run.path), n_kept=1, n_rejected=0)
+    boot = [e["calls"] for e in run.read_events() if e.get("stage") == "bootstrap"]
+    assert calls["calls"] > max(boot)  # classification and instances made calls too
+    ctx = datasets_context([run.path], metrics="none")
+    (row,) = ctx["runs"]
+    assert row["calls"] == calls["calls"]
+    assert f"at API calls {calls['calls']}<" in str(ctx["runs_svgs"][0])

@@ -1,4 +1,8 @@
-"""``tunesmith generate self-instruct|alpaca|sedi``: grow an instruction dataset from seed tasks."""
+"""``tunesmith generate self-instruct|alpaca|sedi``: grow an instruction dataset from seed tasks.
+
+``generate backtranslate`` and ``generate dynosaur`` have their own arguments: see
+:mod:`tunesmith.commands._methods`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,15 @@ from pathlib import Path
 import typer
 
 from tunesmith.commands import _common as c
+from tunesmith.commands._methods import MethodDispatch
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("generate")
+    @app.command("generate", cls=MethodDispatch)
     def generate(
-        method: str = typer.Argument(..., help="self-instruct, alpaca or sedi"),
+        method: str = typer.Argument(
+            ..., help="self-instruct, alpaca, sedi; backtranslate, dynosaur, difftune (own --help)"
+        ),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
         seeds: str = typer.Option(
             "default",
@@ -38,7 +45,10 @@ def register(app: typer.Typer) -> None:
             None, "--num-tasks", help="alpaca/sedi: tasks asked per prompt (20)."
         ),
         truncation: str = typer.Option(
-            None, "--truncation", help="self-instruct: drop_last or drop_response."
+            None,
+            "--truncation",
+            help="self-instruct: a response cut at max_tokens: drop_response (default, as the "
+            "reference code) or drop_last (keep its complete items).",
         ),
         alpaca_blacklist: bool = typer.Option(
             False,

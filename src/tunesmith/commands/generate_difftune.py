@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperCommand
+
+from tunesmith.commands._methods import MethodDispatch
 
 difftune_train = typer.Typer(add_completion=False)
 difftune_generate = typer.Typer(add_completion=False)
@@ -181,8 +182,9 @@ def llm_config(backend: str, model: str | None, base_url: str | None, api_key_en
                      max_cost=max_cost, max_calls=max_calls)  # fmt: skip
 
 
-class GenerateWithDiffTune(TyperCommand):
-    """The ``generate`` command, except that ``generate difftune ...`` runs DiffTune's command."""
+class GenerateWithDiffTune(MethodDispatch):
+    """The ``generate`` command, except that ``generate difftune ...`` runs DiffTune's command
+    (and, through :class:`MethodDispatch`, ``generate backtranslate|dynosaur`` theirs)."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
                      **extra: Any) -> Any:  # fmt: skip

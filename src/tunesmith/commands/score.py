@@ -36,20 +36,12 @@ def load(data: Path, limit: int | None) -> list[Any]:
 def make_scorer(
     model: str | None, runtime: str, lm_batch_size: int, max_length: int, threads: int | None
 ) -> Any:
-    """The scorer the ``--runtime`` option names."""
-    from tunesmith.errors import ConfigError
+    """The log-prob model the ``--runtime`` option names."""
+    from tunesmith.llm.logprob import make_logprob_model
 
-    if runtime == "transformers":
-        from tunesmith.scoring.lm import CausalLMScorer
-
-        return CausalLMScorer(
-            model, batch_size=lm_batch_size, max_length=max_length, threads=threads
-        )
-    if runtime in ("llama-cpp", "llama_cpp", "embedded"):
-        from tunesmith.scoring.lm import LlamaCppScorer
-
-        return LlamaCppScorer(model, max_length=max_length, threads=threads)
-    raise ConfigError(f"unknown runtime '{runtime}' (transformers or llama-cpp)")
+    return make_logprob_model(
+        runtime, model, batch_size=lm_batch_size, max_length=max_length, threads=threads
+    )
 
 
 def decision(
@@ -59,7 +51,7 @@ def decision(
     max_value: float | None,
     largest: bool,
 ) -> Any:
-    from tunesmith.scoring.decide import ScoreDecision
+    from tunesmith.filters.score_decision import ScoreDecision
 
     if top_share is None:
         return None
@@ -165,7 +157,7 @@ def register(app: typer.Typer) -> None:
             "humpback", "--rubric", help="humpback (self-curation) or alpagasus (accuracy)."
         ),
         min_score: float = typer.Option(
-            None, "--min-score", "-k", help="Keep score >= k (default 5; 4.5 with --fractional)."
+            None, "--min-score", "-k", help="Keep score >= k (default humpback 5, alpagasus 4.5)."
         ),
         fractional: bool = typer.Option(
             False, "--fractional", help="Accept ratings like 4.5 (AlpaGasus keeps >= 4.5)."

@@ -36,6 +36,10 @@ def register(app: typer.Typer) -> None:
                             embedder=embedder, ascending=ascending,
                             embedding_cache=str(embedding_cache) if embedding_cache else None)  # fmt: skip
         records = read_records(data)
+        stage.check_scores(records)  # before a run folder is made: --score must name a score
+        typer.echo(f"note: {stage.order_note()}", err=True)
         run = run_record_job(stage, records, out=out, config=None, batch_size=len(records) or 1,
                              method="select", extra_config={"data": str(data)})  # fmt: skip
-        typer.echo(f"kept {len(run.kept_ids())} of {len(records)} rows -> {run.kept_path}")
+        n_kept = len(run.kept_ids())
+        where = f"-> {run.kept_path}" if n_kept else f"(no kept rows written; see {run.path})"
+        typer.echo(f"kept {n_kept} of {len(records)} rows {where}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,13 +123,37 @@ def _column_table(rows: list[dict[str, Any]]) -> Any:
     return table
 
 
+class _Progress:
+    """A bar with ETA on a terminal; one line per step otherwise (never with --json).
+
+    It holds the stderr of its creation: inside ``quiet_libraries`` stderr is a sink for
+    library chatter, and tunesmith's own progress must still show.
+    """
+
+    def __init__(self, total: float, *, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.err = sys.stderr
+        console = Console(file=self.err)
+        self.quiet, self.name, self._last = quiet, "", ""
+        self.live = console.is_terminal and not quiet
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                            console=console, disable=not self.live, redirect_stdout=False,
+                            redirect_stderr=False)  # fmt: skip
+        self.task = self.bar.add_task("stats", total=max(total, 1e-9))
+
+    def tick(self, label: str, units: float) -> None:
+        self.bar.update(self.task, advance=units, description=f"{self.name}: {label}")
+        if not self.live and not self.quiet and label != self._last:
+            self.err.write(f"... {self.name}: {label}\n")
+            self.err.flush()
+        self._last = label
+
+
 def _field_text(record: Any, field: str) -> str:
     return str(record.prompt_text() if field == "prompt" else getattr(record, field, ""))
-
-
-def _say(name: str, msg: str, *, quiet: bool) -> None:
-    if not quiet:
-        typer.echo(f"... {name}: {msg}", err=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -148,7 +173,16 @@ def register(app: typer.Typer) -> None:
             "(default: all; heavy ones are skipped with a note if their extra is missing).",
         ),
         sample: int = typer.Option(
-            None, "--sample", help="Random sample size for Self-BLEU and model-based metrics."
+            1000,
+            "--sample",
+            help="Rows (seeded sample) the model-based metrics read: perplexity, embedding, "
+            "MAUVE, verb-noun; 0 = every row.",
+        ),
+        equal_size: bool = typer.Option(
+            True,
+            "--equal-size/--no-equal-size",
+            help="Compare unique tokens, rep-n, diversity and Self-BLEU on equal-size seeded "
+            "samples (the smallest dataset's size) when several datasets are given.",
         ),
         seed: int = typer.Option(0, "--seed", help="Seed for sampling and k-means."),
         field: str = typer.Option(
@@ -182,7 +216,14 @@ def register(app: typer.Typer) -> None:
         """Size, lengths, rep-n, diversity, Self-BLEU, memorization, MAUVE, perplexity, verb-noun
         structure and embedding diversity (DiffTune Tables 1/3, Self-Instruct Figure 2)."""
         from tunesmith.io import FieldMap, describe_fields
-        from tunesmith.metrics.stats import compute_stats, load_dataset, resolve_metrics
+        from tunesmith.metrics.quiet import quiet_libraries
+        from tunesmith.metrics.sampling import equal_size_target
+        from tunesmith.metrics.stats import (
+            compute_stats,
+            estimate_work,
+            load_dataset,
+            resolve_metrics,
+        )
 
         read = functools.partial(
             load_dataset,
@@ -192,31 +233,29 @@ def register(app: typer.Typer) -> None:
         wanted = resolve_metrics(metrics.split(",")) if metrics else None
         ref = load_dataset(reference) if reference else None
         train_rows = load_dataset(train) if train else None
+        datasets = [(path, read(path)) for path in data]
+        size = equal_size_target(len(r) for _, r in datasets) if equal_size else None
+        options: dict[str, Any] = {
+            "reference": ref, "train": train_rows, "metrics": wanted, "field": field,
+            "sample": sample, "size_sample": size, "seed": seed, "tokenizer": tokenizer,
+            "ppl_model": ppl_model, "ppl_threshold": ppl_threshold, "embed_model": embed_model,
+        }  # fmt: skip
+        work = functools.partial(estimate_work, metrics=wanted, sample=sample, size_sample=size,
+                                 has_reference=bool(ref), field=field)  # fmt: skip
+        total = sum(work(len(r)) for _, r in datasets)
+        progress = _Progress(total, quiet=as_json)
         rows = []
-        for path in data:
-            records = read(path)
-            rows.append(
-                compute_stats(
-                    records,
-                    name=str(path),
-                    reference=ref,
-                    train=train_rows,
-                    metrics=wanted,
-                    field=field,
-                    sample=sample,
-                    seed=seed,
-                    tokenizer=tokenizer,
-                    ppl_model=ppl_model,
-                    ppl_threshold=ppl_threshold,
-                    embed_model=embed_model,
-                    progress=functools.partial(_say, path.name, quiet=as_json),
+        with quiet_libraries(), progress.bar:
+            for path, records in datasets:
+                progress.name = path.name
+                rows.append(
+                    compute_stats(records, name=str(path), progress=progress.tick, **options)
                 )
-            )
-            rows[-1]["notes"].extend(f"read {line}" for line in describe_fields(records))
-            if not any(_field_text(r, field).strip() for r in records):
-                rows[-1]["notes"].append(
-                    f"every row's {field} is empty: these numbers measure nothing"
-                )
+                rows[-1]["notes"].extend(f"read {line}" for line in describe_fields(records))
+                if not any(_field_text(r, field).strip() for r in records):
+                    rows[-1]["notes"].append(
+                        f"every row's {field} is empty: these numbers measure nothing"
+                    )
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
         else:

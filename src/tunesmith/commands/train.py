@@ -70,6 +70,9 @@ def sft(
     device: str = DEVICE,
     threads: int = THREADS,
     force_new: bool = FORCE_NEW,
+    reverse: bool = typer.Option(
+        False, "--reverse", help="Train output -> instruction (a backtranslation backward model)."
+    ),
     report: bool = c.REPORT,
 ) -> None:
     """Supervised fine-tuning; writes train_log.jsonl, checkpoints/ and model/ into OUT."""
@@ -85,10 +88,15 @@ def sft(
     records = read_records(data)
     if limit:
         records = records[:limit]
+    if reverse:  # Humpback's M_yx: the response is the prompt, the instruction the target
+        from tunesmith.generate.backward import reverse_pairs
+
+        records = reverse_pairs(records)
     quiet_transformers()
     from tunesmith.train.sft import train_sft
 
-    s = train_sft(records, out, cfg, data_source=f"{data}" + (f"[:{limit}]" if limit else ""),
+    source = f"{data}" + (f"[:{limit}]" if limit else "") + (" reversed" if reverse else "")
+    s = train_sft(records, out, cfg, data_source=source,
                   threads=threads, force_new=force_new)  # fmt: skip
     typer.echo(
         f"trained {s.get('steps', 0)} steps on {s.get('rows', 0)} rows "

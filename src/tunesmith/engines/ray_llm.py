@@ -95,8 +95,14 @@ class CacheStore:
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         return {k: c.to_dict() for k, c in self.cache.get_many(keys).items()}
 
-    def put(self, key: str, completion: dict[str, Any]) -> None:
-        self.cache.put(key, Completion.from_dict(completion))
+    def put(self, key: str, completion: dict[str, Any], run: str | None, tag: str) -> int:
+        return self.cache.put(key, Completion.from_dict(completion), run=run, tag=tag)
+
+    def cache_id(self) -> str:
+        return self.cache.cache_id
+
+    def paid_since(self, run: str, seq: int) -> list[tuple[int, str, dict[str, Any]]]:
+        return [(s, tag, c.to_dict()) for s, tag, c in self.cache.paid_since(run, seq)]
 
 
 class ActorCache:
@@ -104,14 +110,21 @@ class ActorCache:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self.cache_id: str = ray.get(store.cache_id.remote())
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
         found = ray.get(self.store.get_many.remote(list(keys)))
         return {k: Completion.from_dict(d) for k, d in found.items()}
 
-    def put(self, key: str, completion: Completion) -> None:
+    def put(
+        self, key: str, completion: Completion, *, run: str | None = None, tag: str = ""
+    ) -> int:
         # Wait for the commit: once ``put`` returns, a killed worker never pays for it again.
-        ray.get(self.store.put.remote(key, completion.to_dict()))
+        return int(ray.get(self.store.put.remote(key, completion.to_dict(), run, tag)))
+
+    def paid_since(self, run: str, seq: int) -> list[tuple[int, str, Completion]]:
+        rows = ray.get(self.store.paid_since.remote(run, seq))
+        return [(s, tag, Completion.from_dict(c)) for s, tag, c in rows]
 
     def close(self) -> None:
         """The actor outlives the worker; nothing to close here."""
@@ -203,7 +216,7 @@ def start_services(config: LLMConfig, cache_path: str | None) -> tuple[Any, Any 
 def add_usage(ledger: Ledger, delta: Mapping[str, Any]) -> None:
     """Add a worker batch's ledger (``Ledger.to_dict()``) into the run's ledger, exactly."""
     batch = Ledger.from_dict(delta)
-    with ledger._lock:  # the ledger's own lock: progress displays read it concurrently
+    with ledger.lock:  # the ledger's own lock: progress displays read it concurrently
         for tag, usage in batch.stages.items():
             mine = ledger.stages.setdefault(tag, type(usage)())
             for field in vars(usage):

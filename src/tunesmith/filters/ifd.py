@@ -11,7 +11,10 @@ Selective Reflection-Tuning (Li et al. 2024) adds the reverse direction:
     r-IFD(Q, A) = ppl(Q | reverse_prompt(A)) / ppl(Q)
 
 (how well the response lets the model guess its instruction; lower = more feasible pair).
-Both ratios are 0 when the denominator is 0 (an empty text). The prompts are the templates
+Perplexities follow the one rule of :mod:`tunesmith.llm.logprob` (Cherry LLM's tokenization;
+both passes over the same answer tokens). Where the papers' code writes 0 when nothing could be
+scored (an empty text, a prompt that fills the window), a ratio here is None with the reason in
+``meta["missing_scores"]``: a 0 would read as the best possible score. The prompts are the templates
 ``prompts/ifd/prompt.j2`` (variable ``instruction``) and ``prompts/ifd/reverse.j2`` (variable
 ``response``), replaceable with ``--prompts-dir``.
 """
@@ -19,36 +22,51 @@ Both ratios are 0 when the denominator is 0 (an empty text). The prompts are the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from tunesmith.filters.score_decision import check_range, decide_by_score, note_missing
 from tunesmith.llm.client import LLM
+from tunesmith.llm.logprob import LogProbModel, TextScore, UsesLogProbModel
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import Record
-from tunesmith.scoring.decide import check_range, decide_by_score
-from tunesmith.scoring.lm import Scorer, UsesCausalLM
 from tunesmith.stages import Stage, StageResult
 
 
 @dataclasses.dataclass(frozen=True)
 class IFDScore:
-    """Perplexities and ratios for one (instruction, answer) pair (reverse ones None if skipped)."""
+    """Perplexities and ratios for one (instruction, answer) pair.
 
-    ppl_answer_given_instruction: float
-    ppl_answer: float
-    ifd: float
+    A value is None when it could not be computed (``missing`` says why, per ratio); the reverse
+    ones are also None when the reverse direction was skipped.
+    """
+
+    ppl_answer_given_instruction: float | None
+    ppl_answer: float | None
+    ifd: float | None
     ppl_instruction_given_answer: float | None = None
     ppl_instruction: float | None = None
     rifd: float | None = None
+    missing: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def as_scores(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
+        """The score fields (the reasons go to ``meta["missing_scores"]``)."""
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "missing"
+        }
 
 
-def safe_ratio(num: float, den: float) -> float:
-    """num / den, or 0.0 when den is 0 (the papers' convention)."""
-    return num / den if den else 0.0
+def ppl_ratio(cond: TextScore, alone: TextScore, what: str) -> tuple[float | None, str | None]:
+    """ppl(text | prompt) / ppl(text) over the same tokens, or (None, why) when either is missing.
+
+    Never 0 for "could not score": the papers' 0 on an empty denominator reads as the best IFD.
+    """
+    if cond.ppl is None:
+        return None, f"{what} after its prompt: {cond.reason}"
+    if alone.ppl is None:
+        return None, f"{what} alone: {alone.reason}"
+    return cond.ppl / alone.ppl, None
 
 
 def ifd_prefixes(
@@ -68,7 +86,7 @@ def ifd_prefixes(
 
 def score_ifd(
     pairs: Sequence[tuple[str, str]],
-    scorer: Scorer,
+    scorer: LogProbModel,
     *,
     reverse: bool = True,
     prompt: PromptTemplate | None = None,
@@ -78,39 +96,36 @@ def score_ifd(
 
     Args:
         pairs: (instruction text incl. any input, answer) per row.
-        scorer: a loaded or loadable :class:`~tunesmith.scoring.lm.Scorer`.
-        reverse: also compute the reverse direction (2 more perplexities per row).
+        scorer: a loaded or loadable :class:`~tunesmith.llm.logprob.LogProbModel`.
+        reverse: also compute the reverse direction (2 more passes per row).
         prompt, reverse_prompt: templates (default ``prompts/ifd/{prompt,reverse}.j2``).
     """
     if not pairs:
         return []
     fwd, rev = ifd_prefixes(pairs, prompt=prompt, reverse_prompt=reverse_prompt)
     n = len(pairs)
-    answers = [a for _, a in pairs]
-    instructions = [q for q, _ in pairs]
-    # One call so the scorer can batch all 2n (or 4n) sequences by length together.
-    prefixes = fwd + [""] * n
-    texts = answers + answers
-    if reverse:
-        prefixes += rev + [""] * n
-        texts += instructions + instructions
-    ppl = scorer.perplexity(texts, prefixes)
+    prompts, texts = list(fwd), [a for _, a in pairs]
+    if reverse:  # one call, so all 2n (4n) sequences are batched by length together
+        prompts += rev
+        texts += [q for q, _ in pairs]
+    scored = scorer.score_pairs(prompts, texts)
     out = []
     for i in range(n):
-        cond, plain = ppl[i], ppl[n + i]
-        if reverse:
-            rcond, rplain = ppl[2 * n + i], ppl[3 * n + i]
-            out.append(
-                IFDScore(
-                    cond, plain, safe_ratio(cond, plain), rcond, rplain, safe_ratio(rcond, rplain)
-                )
-            )
-        else:
-            out.append(IFDScore(cond, plain, safe_ratio(cond, plain)))
+        cond, alone = scored[i]
+        ifd, why = ppl_ratio(cond, alone, "answer")
+        missing = {"ifd": why} if why else {}
+        if not reverse:
+            out.append(IFDScore(cond.ppl, alone.ppl, ifd, missing=missing))
+            continue
+        rcond, ralone = scored[n + i]
+        rifd, rwhy = ppl_ratio(rcond, ralone, "instruction")
+        if rwhy:
+            missing["rifd"] = rwhy
+        out.append(IFDScore(cond.ppl, alone.ppl, ifd, rcond.ppl, ralone.ppl, rifd, missing))
     return out
 
 
-class IFDStage(UsesCausalLM, Stage):
+class IFDStage(UsesLogProbModel, Stage):
     """Scores IFD / r-IFD on every record and keeps a range or the top share.
 
     Writes ``scores["ifd"]``, ``scores["rifd"]`` and the four perplexities. Records that already
@@ -137,7 +152,7 @@ class IFDStage(UsesCausalLM, Stage):
         self,
         *,
         model: str | None = None,
-        scorer: Scorer | None = None,
+        scorer: LogProbModel | None = None,
         batch_size: int = 8,
         max_length: int = 1024,
         threads: int | None = None,
@@ -192,7 +207,8 @@ class IFDStage(UsesCausalLM, Stage):
         )
         out = list(records)
         for i, s in zip(todo, scores, strict=True):
-            out[i] = records[i].with_scores(**s.as_scores())
+            scored = records[i].with_scores(**s.as_scores())
+            out[i] = note_missing(scored, {k: s.missing.get(k) for k in ("ifd", "rifd")})
         return out
 
     def run(self, records: Sequence[Record], llm: LLM | None = None) -> StageResult:

@@ -4,6 +4,10 @@ DiffTune scores each generated instruction with GPT2-Large and drops those with 
 above 150, resampling until enough remain. Offline there is no GPT-2, so the default scorer is
 the embedded SmolLM2 (any causal LM can be named); the threshold stays 150 by default, but
 perplexities differ between models, so check the distribution with ``tunesmith score ppl``.
+
+Each text is scored whole after the model's start token (:mod:`tunesmith.llm.logprob`), cut to
+``max_length`` tokens. An empty text has no perplexity: its score is None (reason in
+``meta["missing_scores"]``) and the filter rejects it, never keeps it as "ppl 0".
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from tunesmith.errors import ConfigError
+from tunesmith.filters.score_decision import decide_by_score, note_missing
 from tunesmith.llm.client import LLM
+from tunesmith.llm.logprob import LogProbModel, UsesLogProbModel
 from tunesmith.records import Record
-from tunesmith.scoring.decide import decide_by_score
-from tunesmith.scoring.lm import Scorer, UsesCausalLM
 from tunesmith.stages import Stage, StageResult
 
 FIELDS = ("instruction", "input", "output", "prompt", "text")
@@ -40,7 +44,7 @@ def score_key(field: str) -> str:
     return "ppl" if field == "instruction" else f"ppl_{field}"
 
 
-class PerplexityFilter(UsesCausalLM, Stage):
+class PerplexityFilter(UsesLogProbModel, Stage):
     """Writes ``scores["ppl"]`` (``ppl_<field>`` for other fields) and drops ppl > threshold.
 
     Args:
@@ -60,7 +64,7 @@ class PerplexityFilter(UsesCausalLM, Stage):
         self,
         *,
         model: str | None = None,
-        scorer: Scorer | None = None,
+        scorer: LogProbModel | None = None,
         field: str = "instruction",
         threshold: float | None = DEFAULT_THRESHOLD,
         min_ppl: float | None = None,
@@ -92,10 +96,13 @@ class PerplexityFilter(UsesCausalLM, Stage):
             return list(records)
         self.setup()
         assert self._scorer is not None
-        ppl = self._scorer.perplexity([field_text(records[i], self.field) for i in todo])
+        scores = self._scorer.score_continuation(
+            None, [field_text(records[i], self.field) for i in todo]
+        )
         out = list(records)
-        for i, value in zip(todo, ppl, strict=True):
-            out[i] = records[i].with_scores(**{self.key: value})
+        for i, s in zip(todo, scores, strict=True):
+            scored = records[i].with_scores(**{self.key: s.ppl})
+            out[i] = note_missing(scored, {self.key: s.reason})
         return out
 
     def run(self, records: Sequence[Record], llm: LLM | None = None) -> StageResult:

@@ -4,6 +4,10 @@ Wang et al. 2023 (Self-Instruct, Sec. 2.3) and the stanford_alpaca script: drop 
 <= 3 or > 150 words, with a blacklisted word (whole word, case-insensitive), starting with
 "Write a program", starting with punctuation, or starting with a non-ASCII character. Each rule
 returns a score (what it measured) so a rejected row says why.
+
+The rules read the text as given: Self-Instruct capitalises each parsed instruction first
+(:func:`tunesmith.generate.parsing.parse_numbered_instructions`), so "write a program ..." meets
+the "Write a program" rule, as in the reference code; Alpaca's reference does not capitalise.
 """
 
 from __future__ import annotations

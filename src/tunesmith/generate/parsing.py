@@ -1,10 +1,23 @@
-"""Parsers for the raw text that generation prompts get back (Self-Instruct and Alpaca).
+r"""Parsers for the raw text that generation prompts get back (Self-Instruct and Alpaca).
 
 Each parser follows the published post-processing of its method (Wang et al. 2023, the
 ``yizhongw/self-instruct`` scripts; Taori et al. 2023, ``stanford_alpaca``) and is tested on messy
 real model output: truncated lists, prose around the list, wrong numbering, missing markers.
 Parsers are pure functions of (text, finish_reason); they never drop silently: every candidate
 that is cut is returned with the reason so the run can record it.
+
+Self-Instruct bootstrapping defaults are the reference code's (``bootstrap_instructions.py``):
+
+* a response that stopped at ``max_tokens`` (finish reason ``length``) is dropped whole
+  (``truncation="drop_response"``); ``"drop_last"`` keeps the complete items before the cut (the
+  paper's intent), as an opt-in;
+* the list is split exactly where the reference splits it, on ``\n<digits> . `` / ``\n<digits>. ``
+  (``split="reference"``); ``"lenient"`` also splits on ``9)`` and indented numbers, which helps a
+  small model that numbers loosely but also cuts an instruction that holds its own ``1)`` list;
+* each item is capitalised before the filters run, so ``write a program ...`` meets the
+  ``Write a program`` rule. Remaining difference: by default only the first letter is raised
+  (``capitalize="first"``); the reference's ``str.capitalize`` also lower-cases the rest
+  ("SQL" -> "sql"), available as ``capitalize="python"``; ``"none"`` keeps the text as generated.
 """
 
 from __future__ import annotations
@@ -12,9 +25,14 @@ from __future__ import annotations
 import dataclasses
 import re
 
-#: Self-Instruct splits a continued numbered list on ``\n<digits> . `` (the code's pattern).
-_NUMBER_SPLIT = re.compile(r"\n\s*\d+\s?[.)]\s")
+#: Self-Instruct's own split of a continued numbered list (``re.split`` in its bootstrap script).
+_REFERENCE_SPLIT = re.compile(r"\n\d+\s?\. ")
+#: A looser split: also ``9)``, indented numbers and any whitespace after the marker.
+_LENIENT_SPLIT = re.compile(r"\n\s*\d+\s?[.)]\s")
+_SPLITS = {"reference": _REFERENCE_SPLIT, "lenient": _LENIENT_SPLIT}
 _WS = re.compile(r"\s+")
+CAPITALIZE_MODES = ("first", "python", "none")
+TRUNCATION_MODES = ("drop_response", "drop_last")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,42 +45,64 @@ class ParsedItem:
     reason: str = ""
 
 
-def clean_instruction(text: str, *, capitalize: bool = False) -> str:
+def capitalize_text(text: str, mode: str | bool = "first") -> str:
+    """Capitalise an instruction as Self-Instruct does before its filters.
+
+    Args:
+        text: the instruction.
+        mode: ``"first"`` raises the first character only; ``"python"`` is the reference code's
+            ``str.capitalize`` (which also lower-cases the rest); ``"none"`` leaves it. ``True``
+            and ``False`` mean ``"python"`` and ``"none"`` (the older boolean option).
+    """
+    if isinstance(mode, bool):
+        mode = "python" if mode else "none"
+    if mode not in CAPITALIZE_MODES:
+        raise ValueError(f"capitalize must be one of {', '.join(CAPITALIZE_MODES)}, not {mode!r}")
+    if mode == "python":
+        return text.capitalize()
+    return text[:1].upper() + text[1:] if mode == "first" else text
+
+
+def clean_instruction(text: str, *, capitalize: str | bool = "none") -> str:
     """Collapse whitespace, strip, drop trailing colons (as the bootstrapping prompt does).
 
     Args:
-        capitalize: apply Python's ``str.capitalize`` like the reference code (which also
-            lower-cases the rest of the sentence, a quirk kept only as an option).
+        capitalize: see :func:`capitalize_text` (``"none"`` here: prompts show seeds verbatim).
     """
     text = _WS.sub(" ", text).strip().rstrip(":").strip()
-    return text.capitalize() if capitalize else text
+    return capitalize_text(text, capitalize)
 
 
 def parse_numbered_instructions(
     text: str,
     finish_reason: str = "stop",
     *,
-    truncation: str = "drop_last",
-    capitalize: bool = False,
+    truncation: str = "drop_response",
+    capitalize: str | bool = "first",
+    split: str = "reference",
 ) -> list[ParsedItem]:
-    """Split a continued numbered list (the prompt ended with ``"9."``) into instructions.
+    r"""Split a continued numbered list (the prompt ended with ``"9."``) into instructions.
 
     Args:
         text: the completion, starting right after the open number.
-        finish_reason: ``"length"`` means the last item may be cut mid-sentence.
-        truncation: ``"drop_last"`` (the paper's intent: drop only the truncated item) or
-            ``"drop_response"`` (the reference code: drop the whole response).
-        capitalize: see :func:`clean_instruction`.
+        finish_reason: ``"length"`` means the response was cut at ``max_tokens``.
+        truncation: ``"drop_response"`` (the reference code, default: every item of a cut
+            response is dropped) or ``"drop_last"`` (the paper's intent: only the cut item).
+        capitalize: ``"first"`` (default), ``"python"`` or ``"none"``; see :func:`capitalize_text`.
+        split: ``"reference"`` (the code's ``\n<digits> . `` pattern) or ``"lenient"``.
 
     Returns:
-        Every non-empty item, in order; truncated ones carry ``reason="truncated"``.
+        Every non-empty item, in order; dropped ones carry a ``reason``.
     """
-    if truncation not in ("drop_last", "drop_response"):
-        raise ValueError(f"truncation must be drop_last or drop_response, not {truncation!r}")
-    pieces = _NUMBER_SPLIT.split("\n" + text.lstrip(" \t"))
+    if truncation not in TRUNCATION_MODES:
+        raise ValueError(f"truncation must be drop_response or drop_last, not {truncation!r}")
+    if split not in _SPLITS:
+        raise ValueError(f"split must be reference or lenient, not {split!r}")
+    if split == "lenient":  # also split a first item written as "10. ..."
+        text = "\n" + text.lstrip(" \t")
+    pieces = _SPLITS[split].split(text)
     items = [clean_instruction(p, capitalize=capitalize) for p in pieces]
-    items = [i for i in items if i]
-    out = [ParsedItem(i) for i in items]
+    out = [ParsedItem(i) for i in items if i]
     if finish_reason == "length" and out:
         if truncation == "drop_response":
             return [dataclasses.replace(o, reason="truncated response") for o in out]

@@ -4,8 +4,9 @@
 - A seed score table: after each prompt built from seeds a, b, c that generated g instructions
   of which k were kept, each of a, b, c gets SeedGen += g and SeedKept += k;
   score = SeedKept / SeedGen. It is persisted as ``seed_scores.json`` in the run folder.
-- :meth:`SediGenerator.replace_seeds` evicts the lowest-scoring seeds and adds new ones (called by
-  the training feedback loop with instructions from high-gradient-norm batches).
+- :meth:`SediGenerator.replace_seeds` screens candidate seeds (instructions of high-gradient-norm
+  training batches) at ROUGE-L 0.7 against the current seeds, evicts the lowest-scoring seeds and
+  adds the accepted ones; it also works before the first round (after ``setup_seeds``).
 - Kept instructions get a diverse batch order (:mod:`tunesmith.train.batching`), ``batches.json``.
 """
 
@@ -18,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.driver import RunSink
+from tunesmith.errors import ConfigError
 from tunesmith.generate.alpaca import AlpacaGenerator
 from tunesmith.generate.loop import PromptPlan
 from tunesmith.generate.seeds import SeedTask
 from tunesmith.llm.client import LLM
 
 SEED_SCORES_FILE = "seed_scores.json"
+#: SeDi-Instruct screens candidate seeds at ROUGE-L 0.7 against the current seeds.
+SEED_SIMILARITY = 0.7
 BATCHES_FILE = "batches.json"
 
 
@@ -135,11 +139,26 @@ class SediGenerator(AlpacaGenerator):
         self.train_batch_size = train_batch_size
         self.embedder = embedder
         self.table = SeedScoreTable()
+        self._seed_ids: list[str] = []
         self._sink: RunSink | None = None
+        self._pending_events: list[dict[str, Any]] = []
+        self.last_refused: list[dict[str, Any]] = []
 
     def setup_seeds(self, seeds: Sequence[SeedTask]) -> None:
         super().setup_seeds(seeds)
-        self.table = SeedScoreTable(seeds)
+        ids = [s.id for s in seeds]
+        # A table prepared for these seeds before the first round (replace_seeds) is kept; a
+        # generator that already ran starts a new run from a fresh table.
+        if ids != self._seed_ids or hasattr(self, "state"):
+            self.table = SeedScoreTable(seeds)
+            self._seed_ids = ids
+
+    def start(self, pool: Sequence[str]) -> None:
+        """The novelty pool also holds seeds added by :meth:`replace_seeds` before this run."""
+        known = set(pool)
+        super().start(
+            [*pool, *(t.instruction for t in self.table.live() if t.instruction not in known)]
+        )
 
     def prompt_pool(self) -> Sequence[SeedTask]:
         return self.table.live()
@@ -149,30 +168,88 @@ class SediGenerator(AlpacaGenerator):
         if self._sink is not None:
             self._sink.write_artifact(SEED_SCORES_FILE, self.table.to_rows())
 
-    def replace_seeds(self, new_seeds: Sequence[SeedTask], count: int | None = None) -> list[str]:
-        """Evict the ``count`` (default ``len(new_seeds)``) lowest-scoring seeds, add ``new_seeds``.
+    def screen_seeds(
+        self, candidates: Sequence[SeedTask], threshold: float = SEED_SIMILARITY
+    ) -> tuple[list[SeedTask], list[dict[str, Any]]]:
+        """Split candidate seeds into accepted ones and refused ones (SeDi-Instruct Sec. 3).
 
-        New seeds start at 0/0 and join the novelty pool; prompts drawn after this call use the
-        new seed set. The replacement is logged as an event. Returns the evicted ids.
+        A candidate is refused when its ROUGE-L F to a current seed (or to a candidate accepted
+        before it) is above ``threshold`` (0.7; exactly 0.7 passes, as in the Self-Instruct
+        filter), or when its id is already a seed. Refused rows say why:
+        ``{id, instruction, rouge_l, nearest, reason}``.
         """
-        evicted = self.table.lowest(len(new_seeds) if count is None else count)
-        self.table.evict(evicted)
-        self.table.add(new_seeds)
-        if getattr(self, "novelty", None) is not None:
-            self.novelty.add_pool([s.instruction for s in new_seeds])
-        if self._sink is not None:
-            self._sink.write_artifact(SEED_SCORES_FILE, self.table.to_rows())
-            self._sink.log_event(
-                stage="seed_replacement",
-                evicted=evicted,
-                added=[s.id for s in new_seeds],
-                round=self.state.rounds if hasattr(self, "state") else 0,
+        from tunesmith.filters.novelty import NoveltyFilter
+
+        novelty = NoveltyFilter(threshold, pool=[t.instruction for t in self.table.live()])
+        accepted: list[SeedTask] = []
+        refused: list[dict[str, Any]] = []
+        for cand in candidates:
+            if cand.id in self.table.rows or cand.id in {a.id for a in accepted}:
+                refused.append({"id": cand.id, "instruction": cand.instruction, "rouge_l": None,
+                                "nearest": None, "reason": "id is already a seed"})  # fmt: skip
+                continue
+            (dec,) = novelty.check([cand.instruction])  # an accepted one joins the pool
+            if dec.kept:
+                accepted.append(cand)
+                continue
+            nearest = novelty.pool_texts[dec.nearest] if dec.nearest is not None else None
+            refused.append({"id": cand.id, "instruction": cand.instruction,
+                            "rouge_l": round(dec.max_score, 6), "nearest": nearest,
+                            "reason": f"ROUGE-L {dec.max_score:.3f} > {threshold} to a seed"})  # fmt: skip
+        return accepted, refused
+
+    def replace_seeds(
+        self,
+        new_seeds: Sequence[SeedTask],
+        count: int | None = None,
+        *,
+        threshold: float = SEED_SIMILARITY,
+    ) -> list[str]:
+        """Screen ``new_seeds`` against the current seeds, then swap the accepted ones in.
+
+        Candidates more similar than ``threshold`` (ROUGE-L 0.7, the paper's rule) to a current
+        seed are refused (see :meth:`screen_seeds`; ``last_refused`` holds them). The ``count``
+        (default: the number accepted) lowest-scoring seeds are evicted; seeds without a score
+        are never evicted, so before the first round nothing is evicted and the accepted seeds
+        join the set. New seeds start at 0/0, join the novelty pool and the prompts drawn after
+        this call, also when it is made before :meth:`run` (after :meth:`setup_seeds`). The
+        replacement is logged as an event. Returns the evicted ids.
+        """
+        if not self.table.rows:
+            raise ConfigError(
+                "replace_seeds needs the current seeds: call setup_seeds(seeds) first"
             )
+        accepted, self.last_refused = self.screen_seeds(new_seeds, threshold)
+        evicted = self.table.lowest(len(accepted) if count is None else count)
+        self.table.evict(evicted)
+        self.table.add(accepted)
+        if getattr(self, "novelty", None) is not None:
+            self.novelty.add_pool([s.instruction for s in accepted])
+        started = hasattr(self, "state")
+        event = {"stage": "seed_replacement", "evicted": evicted,
+                 "added": [s.id for s in accepted], "refused": self.last_refused,
+                 "round": self.state.rounds if started else 0}  # fmt: skip
+        # Before the first round the event waits for the run; once generation started, a
+        # detached sink (a journaled replacement replayed on resume) means: log nothing.
+        if self._sink is not None or not started:
+            self._pending_events.append(event)
+        self._flush_seed_events()
         return evicted
+
+    def _flush_seed_events(self) -> None:
+        """Report seed_scores.json and pending replacement events once there is a run."""
+        if self._sink is None:
+            return
+        self._sink.write_artifact(SEED_SCORES_FILE, self.table.to_rows())
+        for event in self._pending_events:
+            self._sink.log_event(**event)
+        self._pending_events = []
 
     def run(self, seeds: Sequence[SeedTask], llm: LLM, sink: RunSink) -> dict[str, Any]:
         """Generate, reporting to ``sink``: kept rows, seed_scores.json and batches.json."""
         self._sink = sink
+        self.setup_seeds(seeds)
+        self._flush_seed_events()  # replacements made before the first round
         summary = super().run(seeds, llm, sink)
         sink.write_artifact(SEED_SCORES_FILE, self.table.to_rows())
         summary["batches_file"] = str(self.write_batches(sink))

@@ -9,6 +9,23 @@ and instance generation, as in the paper and its reference code (yizhongw/self-i
 3. Classification identification: few-shot Yes/No, greedy, max_tokens 3.
 4. Instance generation: output-first for classification, input-first otherwise; greedy,
    presence penalty 1.5; parsed and cleaned with the published rules.
+
+Defaults follow the reference code: a response cut at ``max_tokens`` is dropped whole, the list
+is split with the code's pattern, instructions are capitalised before the filters, and in
+classification-only mode prompts and the ROUGE-L pool hold only the classification seeds.
+Remaining differences, each deliberate:
+
+- Capitalisation raises the first letter only; the code's ``str.capitalize`` also lower-cases
+  the rest ("SQL" becomes "sql"). ``capitalize="python"`` restores it exactly.
+- Prompt wording is tunesmith's own (same structure: header, 8 numbered tasks, open number).
+- Nothing is dropped silently: every parsed candidate that a rule, the truncation rule or
+  ROUGE-L removes is written to ``rejected.jsonl`` with its reason (the code discards them).
+- Generation also stops after ``max_rounds`` / ``patience`` rounds without a kept instruction
+  (the code loops until the target count, however long that takes).
+- The top-10 most similar instructions and the mean similarity are stored only with
+  ``top_k=10`` (off by default: they make rows large).
+- The paper used GPT-3 davinci through the completion API; any backend works here, with
+  ``prompt_style="chat"`` for chat-only models.
 """
 
 from __future__ import annotations
@@ -50,10 +67,13 @@ class InstructionBootstrapper(BootstrapLoop):
         prompts_per_batch: prompts sent together in one request batch (5 in the code).
         temperature, top_p, presence_penalty, max_tokens: sampling (0.7, 0.5, 2, 1024).
         threshold: ROUGE-L F above which a candidate is a near-duplicate (0.7).
-        truncation: ``drop_last`` (paper) or ``drop_response`` (reference code).
+        truncation: ``drop_response`` (reference code, default) or ``drop_last`` (paper).
         alpaca_blacklist: also reject Alpaca's extra words (video, audio, music, ...).
-        capitalize: the reference code's ``str.capitalize`` quirk.
-        classification_only: use the classification-task header (paper's variant).
+        capitalize: ``first`` (default), ``python`` (the code's ``str.capitalize``) or ``none``;
+            applied before the filters (see :mod:`tunesmith.generate.parsing`).
+        split: ``reference`` (the code's list split, default) or ``lenient``.
+        classification_only: use the classification-task header and only classification seeds,
+            in prompts and in the ROUGE-L pool (the reference code's classification mode).
         seed: RNG seed for sampling in-context examples (and per-request sampling seeds).
         max_rounds / patience: stop after this many rounds / this many rounds keeping nothing.
         top_k: store this many most similar pool texts per candidate (0 = off).
@@ -76,9 +96,10 @@ class InstructionBootstrapper(BootstrapLoop):
         presence_penalty: float = 2.0,
         max_tokens: int = 1024,
         threshold: float = 0.7,
-        truncation: str = "drop_last",
+        truncation: str = "drop_response",
         alpaca_blacklist: bool = False,
-        capitalize: bool = False,
+        capitalize: str | bool = "first",
+        split: str = "reference",
         classification_only: bool = False,
         seed: int = 42,
         max_rounds: int | None = None,
@@ -98,6 +119,7 @@ class InstructionBootstrapper(BootstrapLoop):
         self.threshold = threshold
         self.truncation = truncation
         self.capitalize = capitalize
+        self.split = split
         self.classification_only = classification_only
         self.seed = seed
         self.max_rounds = max_rounds
@@ -115,12 +137,7 @@ class InstructionBootstrapper(BootstrapLoop):
 
     def build_prompt(self, rng: random.Random, state: LoopState) -> PromptPlan:
         machine = rng.sample(state.kept, min(self.machine_instructions, len(state.kept)))
-        pool = (
-            [s for s in self.seeds if s.is_classification]
-            if self.classification_only
-            else self.seeds
-        )
-        humans = rng.sample(pool, self.prompt_instructions - len(machine))
+        humans = rng.sample(self.seed_pool(), self.prompt_instructions - len(machine))
         shown = [(s.instruction, s.id, False) for s in humans] + [
             (m.instruction, m.id, True) for m in machine
         ]
@@ -147,7 +164,15 @@ class InstructionBootstrapper(BootstrapLoop):
             completion.finish_reason,
             truncation=self.truncation,
             capitalize=self.capitalize,
+            split=self.split,
         )
+
+    def seed_pool(self) -> list[SeedTask]:
+        """The human seeds prompts show and ROUGE-L compares with: only the classification
+        seeds in classification-only mode, as the reference code narrows its seed list."""
+        if self.classification_only:
+            return [s for s in self.seeds if s.is_classification]
+        return self.seeds
 
     def full_prompt_hashes(self) -> dict[str, str]:
         """The templates this method uses, by key, with their full sha256 (for the manifest)."""
@@ -157,8 +182,9 @@ class InstructionBootstrapper(BootstrapLoop):
         """Generate instructions (rejected rows and events go to ``sink``); returns the kept."""
         require_seeds(seeds, self.prompt_instructions, "seeds")
         self.seeds = list(seeds)
+        require_seeds(self.seed_pool(), self.prompt_instructions, "classification seeds")
         sink.note_prompt(self.template.key, self.template.sha256)
-        return self.generate([s.instruction for s in seeds], llm, sink)
+        return self.generate([s.instruction for s in self.seed_pool()], llm, sink)
 
 
 class ClassificationIdentifier(LLMStage):
@@ -350,9 +376,10 @@ class SelfInstructGenerator(InstructionBootstrapper):
         presence_penalty: float = 2.0,
         max_tokens: int = 1024,
         threshold: float = 0.7,
-        truncation: str = "drop_last",
+        truncation: str = "drop_response",
         alpaca_blacklist: bool = False,
-        capitalize: bool = False,
+        capitalize: str | bool = "first",
+        split: str = "reference",
         classification_only: bool = False,
         seed: int = 42,
         max_rounds: int | None = None,
@@ -371,7 +398,7 @@ class SelfInstructGenerator(InstructionBootstrapper):
             machine_instructions=machine_instructions, prompts_per_batch=prompts_per_batch,
             temperature=temperature, top_p=top_p, presence_penalty=presence_penalty,
             max_tokens=max_tokens, threshold=threshold, truncation=truncation,
-            alpaca_blacklist=alpaca_blacklist, capitalize=capitalize,
+            alpaca_blacklist=alpaca_blacklist, capitalize=capitalize, split=split,
             classification_only=classification_only, seed=seed, max_rounds=max_rounds,
             patience=patience, top_k=top_k, prompt_style=prompt_style, prompts_dir=prompts_dir,
         )  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from tunesmith.errors import ConfigError
 
@@ -100,7 +100,14 @@ class Request:
 
 @dataclasses.dataclass
 class Completion:
-    """One sample: text, why it stopped, token usage, latency and cost."""
+    """One sample: text, why it stopped, token usage, latency and cost.
+
+    ``error`` is set (with the HTTP status in ``error_status`` where there is one) when the
+    server refused this one request for good (HTTP 400 context length, 404 for one model, 413,
+    422, a content filter): the text is empty, the request is counted as a call the server
+    answered, and the completion is never cached as an answer. Errors that concern the whole
+    run (server unreachable after every retry, a bad key) raise instead.
+    """
 
     text: str
     finish_reason: str = "stop"
@@ -112,6 +119,15 @@ class Completion:
     token_logprobs: list[float] | None = None
     #: per generated token, the ``SamplingParams.top_logprobs`` likeliest tokens -> log-prob
     top_logprobs: list[dict[str, float]] | None = None
+    error: str | None = None
+    error_status: int | None = None
+
+    @classmethod
+    def failed(cls, message: str, status: int | None = None, latency_s: float = 0.0) -> Completion:
+        """A request the server refused for good: no text, no tokens, ``finish_reason="error"``."""
+        return cls(
+            text="", finish_reason="error", latency_s=latency_s, error=message, error_status=status
+        )
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict (a deep copy): this runs once per cached completion.
@@ -129,6 +145,10 @@ class Completion:
 
 
 OnDone = Callable[[int, list[Completion]], None]
+#: Asked right before request ``i`` is sent: "send" it, "wait" and ask again (answers in flight
+#: may free room in the budget), or "stop" (the budget is spent: send nothing more).
+Verdict = Literal["send", "wait", "stop"]
+Admit = Callable[[int], Verdict]
 
 
 class Backend(ABC):
@@ -142,6 +162,9 @@ class Backend(ABC):
     name: ClassVar[str] = "base"
     #: True when the price table applies (remote APIs); local backends cost nothing by default.
     is_local: ClassVar[bool] = True
+    #: True when ``complete`` takes ``admit=`` and asks it before sending each request (backends
+    #: with requests in flight at once); otherwise the client admits a batch's requests up front.
+    admits: ClassVar[bool] = False
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -155,6 +178,12 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release resources."""
+
+    def endpoint(self) -> str:
+        """Where answers come from, beyond backend and model name (a server's base URL): part
+        of the request-cache key, so two servers that both call their model "default" never
+        share answers. Empty for in-process backends (their cache keys stay as they were)."""
+        return ""
 
     def describe(self) -> dict[str, Any]:
         """Settings for the run manifest (never secrets)."""

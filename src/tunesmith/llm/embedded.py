@@ -6,8 +6,8 @@ as-is. One llama.cpp context serves every call, so calls are serialized. Every s
 own sampling seed, derived from ``params.seed`` or from a hash of the request, so a rerun
 reproduces the same text even without the request cache.
 
-:meth:`EmbeddedBackend.score_continuation` exposes per-token log-probabilities for
-perplexity-style scoring (IFD, Li et al. 2024, "From Quantity to Quality"; perplexity filters).
+:meth:`EmbeddedBackend.logprob_model` scores texts after prompts for IFD and perplexity (the one
+tokenization rule of :mod:`tunesmith.llm.logprob`).
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class EmbeddedBackend(Backend):
         self.seed = int(seed)
         self.n_batch = int(n_batch)
         self._llm: Any = None
+        self._logprob: Any = None
         self._lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------------
@@ -107,6 +108,7 @@ class EmbeddedBackend(Backend):
             raise BackendError(f"cannot load GGUF model {path}: {exc}") from None
 
     def close(self) -> None:
+        self._logprob = None
         if self._llm is not None:
             self._llm.close()
             self._llm = None
@@ -238,26 +240,21 @@ class EmbeddedBackend(Backend):
 
     # -- scoring ---------------------------------------------------------------------------------
     def score_continuation(self, prefix: str, continuation: str) -> list[float]:
-        """Natural-log probability of each token of ``continuation`` given ``prefix``.
+        """Natural-log probability of each scored token of ``continuation`` after ``prefix``.
 
-        ``prefix + continuation`` is tokenized as one text when that keeps the prefix's tokens
-        intact (the usual case), so the scores are those of the text the model would see;
-        otherwise the two parts are tokenized separately and joined. An empty prefix is
-        replaced by the BOS token so the first token has a context. The sum is the
-        log-likelihood; ``exp(-mean)`` is the perplexity.
+        The rule of :mod:`tunesmith.llm.logprob` (Cherry LLM's: tokenized together, one start
+        token first, the prefix masked), on this backend's llama.cpp context. Empty when
+        nothing can be scored. For scores of many texts use :meth:`logprob_model`.
         """
-        self.setup()
-        with self._lock:
-            llm = self._llm
-            prefix_ids = list(llm.tokenize(prefix.encode("utf-8"), add_bos=True))
-            full = list(llm.tokenize((prefix + continuation).encode("utf-8"), add_bos=True))
-            if full[: len(prefix_ids)] == prefix_ids:
-                cont_ids = full[len(prefix_ids) :]
-            else:
-                cont_ids = list(llm.tokenize(continuation.encode("utf-8"), add_bos=False))
-            if not prefix_ids:
-                prefix_ids = [llm.token_bos()]
-            return self._score_ids(prefix_ids, cont_ids)
+        return [float(x) for x in self.logprob_model().token_logprobs([prefix], [continuation])[0]]
+
+    def logprob_model(self) -> Any:
+        """A :class:`~tunesmith.llm.logprob_gguf.LlamaCppLogProb` sharing this backend's model."""
+        if self._logprob is None:
+            from tunesmith.llm.logprob_gguf import LlamaCppLogProb
+
+            self._logprob = LlamaCppLogProb(max_length=self.n_ctx, backend=self)
+        return self._logprob
 
     def _score_ids(self, prefix_ids: list[int], cont_ids: list[int]) -> list[float]:
         """Log-probs of ``cont_ids`` after ``prefix_ids``: one forward pass in n_batch chunks,

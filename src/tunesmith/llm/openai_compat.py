@@ -3,9 +3,17 @@
 Chat requests go to ``/chat/completions``, raw prompts to ``/completions``. Requests fan out on
 an asyncio event loop (httpx) under a concurrency cap, paced by optional requests-per-minute and
 tokens-per-minute buckets, and retried with exponential backoff and jitter on 429, 5xx,
-timeouts and connection errors, honouring Retry-After. ``complete`` stays synchronous for
+timeouts and connection errors, honouring Retry-After; a 200 answer without ``choices`` (a
+proxy's ``{"error": ...}``) is retried like an invalid body. ``complete`` stays synchronous for
 callers and hands each finished request to ``on_done`` at once, so the request cache keeps it
-even if a later request fails for good.
+even if a later request fails for good. The client's budget is asked right before each request
+is sent (``admit``), so a budget counts the requests in flight.
+
+A request the server refuses for good (HTTP 400 such as a context-length error or a content
+filter, 413, 422, or a 404 whose JSON error names the model) comes back as a completion with
+``error`` set, and the other requests go on. Errors about the whole run raise
+:class:`~tunesmith.errors.BackendError`: the server unreachable after every retry, 401/403 (a bad
+key), or a 404 for the path itself (with a hint when the base URL lacks ``/v1``).
 
 The API key is read from the environment variable named by ``api_key_env`` when the first
 batch is sent; it is never stored in manifests, logs or error messages.
@@ -22,12 +30,13 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from tunesmith.errors import BackendError, ConfigError
-from tunesmith.llm.base import Backend, Completion, OnDone, Request, check_options
+from tunesmith.llm.base import Admit, Backend, Completion, OnDone, Request, check_options
 from tunesmith.llm.embedded import sample_seed
 from tunesmith.llm.http import TransportError, make_slots
+from tunesmith.llm.openai_wire import Refused, names_model, parse_choices, public_url, read_answer
 from tunesmith.llm.ratelimit import Pause, TokenBucket, backoff_delay, retry_after_seconds
 
 _OPTIONS = (
@@ -43,6 +52,8 @@ _OPTIONS = (
     "http_client",
 )
 _RETRY_STATUSES = {408, 409, 425, 429}
+#: statuses that concern one request (its size, content or model), not the whole run
+_PER_REQUEST_STATUSES = {400, 404, 413, 422}
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -66,6 +77,7 @@ class OpenAICompatBackend(Backend):
 
     name = "openai"
     is_local = False
+    admits = True
 
     def __init__(
         self,
@@ -112,17 +124,24 @@ class OpenAICompatBackend(Backend):
             return None
         raise BackendError(
             f"environment variable {self.api_key_env} is not set; it must hold the API key for "
-            f"{_public_url(self.base_url)} (or use --api-key-env NAME)"
+            f"{public_url(self.base_url)} (or use --api-key-env NAME)"
         )
 
     def setup(self) -> None:
         self._api_key()  # a missing key fails here, before the first request
 
+    def endpoint(self) -> str:
+        """The base URL (no credentials, lower-case scheme and host, no trailing slash)."""
+        parts = urllib.parse.urlsplit(public_url(self.base_url))
+        return urllib.parse.urlunsplit(
+            parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower())
+        ).rstrip("/")
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": self.name,
             "model": self.model,
-            "base_url": _public_url(self.base_url),
+            "base_url": public_url(self.base_url),
             "api_key_env": self.api_key_env,
             "concurrency": self.concurrency,
             "rpm": self.rpm,
@@ -132,15 +151,21 @@ class OpenAICompatBackend(Backend):
         }
 
     # -- the batch -------------------------------------------------------------------------------
-    def complete(self, requests: Sequence[Request], on_done: OnDone) -> None:
+    def complete(
+        self, requests: Sequence[Request], on_done: OnDone, admit: Admit | None = None
+    ) -> None:
         """Runs the batch on the backend's own event-loop thread (so keep-alive connections,
         rate buckets and pauses carry over between batches) and calls ``on_done`` on the
         caller's thread as each request finishes: the loop goes straight back to sending while
-        the caller stores results, and ``on_done`` never needs to be thread-safe."""
+        the caller stores results, and ``on_done`` never needs to be thread-safe.
+
+        ``admit(i)`` (thread-safe) is asked right before request ``i`` is first sent: "send",
+        "wait" (ask again shortly) or "stop" (no further request is started, and ``complete``
+        returns when those in flight are done)."""
         key = self._api_key()
         finished: queue.SimpleQueue[tuple[int, list[Completion]] | None] = queue.SimpleQueue()
         future = asyncio.run_coroutine_threadsafe(
-            self._run(list(requests), finished.put, key), self._event_loop()
+            self._run(list(requests), finished.put, key, admit), self._event_loop()
         )
         future.add_done_callback(lambda _: finished.put(None))
         try:
@@ -180,6 +205,7 @@ class OpenAICompatBackend(Backend):
         requests: list[Request],
         deliver: Callable[[tuple[int, list[Completion]]], None],
         key: str | None,
+        admit: Admit | None = None,
     ) -> None:
         if self._slots is None:  # first batch: connections open lazily, one per slot
             self._rpm_bucket = TokenBucket(self.rpm) if self.rpm else None
@@ -193,6 +219,7 @@ class OpenAICompatBackend(Backend):
                 self._slots.put_nowait(slot)
         slots = self._slots
         errors: list[BaseException] = []
+        refused: list[int] = []
         todo = iter(enumerate(requests))
 
         async def worker() -> None:
@@ -200,7 +227,10 @@ class OpenAICompatBackend(Backend):
             slot = await slots.get()
             try:
                 for i, request in todo:
-                    if errors:  # after a permanent failure, start nothing new
+                    if errors or refused:  # after a whole-run failure or a budget stop
+                        return
+                    if admit is not None and not await _admitted(admit, i):
+                        refused.append(i)
                         return
                     try:
                         completions = await self._samples(slot, request)
@@ -216,16 +246,22 @@ class OpenAICompatBackend(Backend):
             raise errors[0]
 
     async def _samples(self, slot: Any, request: Request) -> list[Completion]:
-        """All ``request.n`` samples; servers that ignore ``n`` (llama.cpp) get follow-ups."""
+        """All ``request.n`` samples; servers that ignore ``n`` (llama.cpp) get follow-ups.
+
+        A request refused for good gives one completion with ``error`` set (the samples already
+        answered are kept before it)."""
         out: list[Completion] = []
         while len(out) < request.n:
             body = self._body(request, request.n - len(out), len(out))
             path = "/chat/completions" if request.messages is not None else "/completions"
             est = request.prompt_chars() / 4 + request.params.max_tokens * body["n"]
-            data, latency = await self._post(slot, path, body, est)
-            choices = _parse_choices(data, request.messages is not None, latency)
-            if not choices:
-                raise BackendError(f"{_public_url(self.base_url)}{path}: response has no choices")
+            try:
+                data, latency = await self._post(slot, path, body, est)
+            except Refused as refusal:
+                if out:  # answered samples are paid and kept; the rest fail next time
+                    return out
+                return [Completion.failed(refusal.message, refusal.status, refusal.latency)]
+            choices = parse_choices(data, request.messages is not None, latency)
             out.extend(choices[: request.n - len(out)])
         return out
 
@@ -262,7 +298,7 @@ class OpenAICompatBackend(Backend):
         """POST with pacing and retries; returns (JSON, latency of the successful try)."""
         url = self.base_url + path
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        problem = ""
+        problem, unreachable = "", False
         for attempt in range(self.max_retries + 1):
             await self._pause.wait()
             if self._rpm_bucket is not None:
@@ -275,90 +311,62 @@ class OpenAICompatBackend(Backend):
                 status, headers, content = await slot.post(url, payload)
             except TransportError as exc:
                 problem = str(exc)
+                unreachable = "connection" in problem or "timed out" in problem
             else:
+                unreachable = False
+                latency = time.perf_counter() - start
                 if status == 200:
-                    try:
-                        data = json.loads(content)
-                    except ValueError:
-                        problem = "invalid JSON in a 200 response"
-                    else:
+                    data, problem = read_answer(content)
+                    if data is not None:
                         self.responses += 1
-                        return data, time.perf_counter() - start
+                        return data, latency
                 elif status in _RETRY_STATUSES or status >= 500:
                     problem = f"HTTP {status}"
                     retry_after = retry_after_seconds(headers)
                     if retry_after is not None and status in (429, 503):
                         self._pause.extend(retry_after)
                 else:
-                    raise BackendError(
-                        f"{_public_url(url)}: HTTP {status}: {self._error_text(content)}"
-                    )
+                    self._give_up(url, status, content, latency)
             if attempt < self.max_retries:
                 delay = backoff_delay(
                     attempt, base=self.backoff_base, cap=self.backoff_max, retry_after=retry_after
                 )
                 await asyncio.sleep(delay)
-        verb = "cannot reach" if "connection" in problem or "timed out" in problem else "failed:"
-        raise BackendError(
-            f"{verb} {_public_url(self.base_url)}: {problem} after {self.max_retries + 1} tries"
+        verb = "cannot reach" if unreachable else "failed:"
+        raise BackendError(  # the problem may quote the server, which may echo the key: masked
+            f"{verb} {public_url(self.base_url)}: {self._mask_key(problem)}"
+            f" after {self.max_retries + 1} tries"
         )
+
+    def _give_up(self, url: str, status: int, content: bytes, latency: float) -> NoReturn:
+        """Raise :class:`Refused` for an error about this one request, else BackendError."""
+        text = self._error_text(content)
+        if status in _PER_REQUEST_STATUSES and (status != 404 or names_model(content)):
+            raise Refused(status, f"HTTP {status}: {text}", latency)
+        hint = ""
+        if status == 404 and not urllib.parse.urlsplit(self.base_url).path.endswith("/v1"):
+            # the most common cause: "http://host:8000" instead of "http://host:8000/v1"
+            hint = f" (is the base URL missing /v1? try {public_url(self.base_url)}/v1)"
+        raise BackendError(f"{public_url(url)}: HTTP {status}: {text}{hint}")
 
     def _error_text(self, content: bytes) -> str:
         text = content.decode("utf-8", "replace")
         try:
-            err = json.loads(text).get("error", text)
+            data = json.loads(text)
+            err = data.get("error") or data.get("detail") or text  # OpenAI's or FastAPI's form
             text = str(err.get("message", err) if isinstance(err, dict) else err)
         except (ValueError, AttributeError):
             pass
-        text = " ".join(text.split())[:300] or "(empty body)"
+        return self._mask_key(" ".join(text.split())[:300] or "(empty body)")
+
+    def _mask_key(self, text: str) -> str:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         return text.replace(key, "***") if key else text
 
 
-def _parse_choices(data: dict[str, Any], is_chat: bool, latency: float) -> list[Completion]:
-    """Completions from a (chat) completion response; the prompt's tokens go to the first
-    sample and the completion tokens are split across samples, so ledger sums stay exact."""
-    choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
-    usage = data.get("usage") or {}
-    prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    completion_tokens = int(usage.get("completion_tokens") or 0)
-    out = []
-    for k, ch in enumerate(choices):
-        if is_chat:
-            text = (ch.get("message") or {}).get("content") or ""
-            lp = ch.get("logprobs") or {}
-            logprobs = [t["logprob"] for t in lp.get("content") or []] or None
-            top = [
-                {a["token"]: a["logprob"] for a in t.get("top_logprobs") or []}
-                for t in lp.get("content") or []
-            ]
-        else:
-            text = ch.get("text") or ""
-            lp = ch.get("logprobs") or {}
-            logprobs = lp.get("token_logprobs") or None
-            top = [dict(t or {}) for t in lp.get("top_logprobs") or []]
-        share = completion_tokens // len(choices) + (
-            completion_tokens % len(choices) if k == 0 else 0
-        )
-        out.append(
-            Completion(
-                text=text,
-                finish_reason=ch.get("finish_reason") or "stop",
-                prompt_tokens=prompt_tokens if k == 0 else 0,
-                completion_tokens=share,
-                latency_s=latency,
-                token_logprobs=logprobs,
-                top_logprobs=top if any(top) else None,
-            )
-        )
-    return out
-
-
-def _public_url(url: str) -> str:
-    """The URL without any user:password part."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
+async def _admitted(admit: Admit, i: int) -> bool:
+    """Ask the budget about request ``i``; while it says "wait" (answers still in flight may
+    free room), ask again shortly."""
+    while (verdict := admit(i)) == "wait":
+        await asyncio.sleep(0.02)
+    return verdict == "send"

@@ -68,6 +68,7 @@ class TransformersBackend(Backend):
         self.seed = int(seed)
         self._model: Any = None
         self._tok: Any = None
+        self._logprob: Any = None
         self._lock = threading.Lock()
 
     def setup(self) -> None:
@@ -111,10 +112,27 @@ class TransformersBackend(Backend):
     def close(self) -> None:
         self._model = None
         self._tok = None
+        self._logprob = None
 
     def score_continuation(self, prefix: str, continuation: str) -> list[float]:
-        """Per-token log-probs of ``continuation`` after ``prefix`` (for perplexity and IFD)."""
-        return score_continuation(self, prefix, continuation)
+        """Per-token log-probs of ``continuation`` after ``prefix`` (the rule of
+        :mod:`tunesmith.llm.logprob`; empty when nothing can be scored)."""
+        return [float(x) for x in self.logprob_model().token_logprobs([prefix], [continuation])[0]]
+
+    def logprob_model(self) -> Any:
+        """A :class:`~tunesmith.llm.logprob_hf.TransformersLogProb` sharing this model."""
+        if self._logprob is None:
+            from tunesmith.llm.logprob_hf import TransformersLogProb
+
+            self._logprob = TransformersLogProb(
+                batch_size=self.batch_size, max_length=self._window(), backend=self
+            )
+        return self._logprob
+
+    def _window(self) -> int:
+        self.setup()
+        n = getattr(self._model.config, "max_position_embeddings", None)
+        return int(n) if n else 2048
 
     # -- generation ------------------------------------------------------------------------------
     def complete(self, requests: Sequence[Request], on_done: OnDone) -> None:
@@ -220,31 +238,6 @@ class TransformersBackend(Backend):
             latency_s=latency,
             token_logprobs=lp,
         )
-
-
-def score_continuation(backend: TransformersBackend, prefix: str, continuation: str) -> list[float]:
-    """Natural-log probability of each token of ``continuation`` given ``prefix`` (one forward
-    pass; same tokenization rule as :meth:`EmbeddedBackend.score_continuation`)."""
-    import torch
-
-    backend.setup()
-    tok = backend._tok
-    prefix_ids = tok(prefix, add_special_tokens=True)["input_ids"]
-    full = tok(prefix + continuation, add_special_tokens=True)["input_ids"]
-    if full[: len(prefix_ids)] == prefix_ids:
-        cont_ids = full[len(prefix_ids) :]
-    else:
-        cont_ids = tok(continuation, add_special_tokens=False)["input_ids"]
-    if not cont_ids:
-        return []
-    if not prefix_ids:
-        prefix_ids = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
-    ids = torch.tensor([prefix_ids + cont_ids], device=backend._device)
-    with backend._lock, torch.inference_mode():
-        logits = backend._model(ids).logits[0, len(prefix_ids) - 1 : -1].float()
-    logprobs = torch.log_softmax(logits, dim=-1)
-    target = torch.tensor(cont_ids, device=logprobs.device)
-    return [float(x) for x in logprobs.gather(1, target[:, None])[:, 0].tolist()]
 
 
 class PresenceFrequencyPenalty:

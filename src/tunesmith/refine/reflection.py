@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from tunesmith.errors import ConfigError
 from tunesmith.llm.base import Completion, Request, SamplingParams
 from tunesmith.llm.client import LLM
+from tunesmith.llm.logprob import LogProbModel
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import Record
 from tunesmith.refine.sections import extract_section, marker_pattern
@@ -107,10 +108,17 @@ def _same(a: str | None, b: str) -> bool:
 
 
 # -- the selective rule ----------------------------------------------------------------------
+Pair = tuple[float | None, float | None]
+
+
 def select_variant(
-    scores: Mapping[str, tuple[float, float] | None], *, fallback: bool = False
+    scores: Mapping[str, Pair | None], *, fallback: bool = False
 ) -> tuple[str | None, str]:
     """Pick a variant from ``{variant: (ifd, rifd) or None}`` (None = reflection failed).
+
+    A score that could not be computed (None in the pair: an empty text, a prompt that fills the
+    scorer's window) is "not better" in every comparison and never feasible, so a missing r-IFD
+    can never win as if it were 0.
 
     Selective Reflection-Tuning: if the reflected instruction is harder for the student
     (IFD(Q) > IFD(original)), keep the both-reflected pair when its r-IFD is below the
@@ -125,15 +133,15 @@ def select_variant(
     ori, q, a, qa = (scores.get(v) for v in VARIANTS)
     if ori is None:
         raise ValueError("the original variant needs scores")
-    if q is not None and q[0] > ori[0]:
-        if qa is not None and qa[1] < q[1]:
+    if q is not None and _above(q[0], ori[0]):
+        if qa is not None and _above(q[1], qa[1]):
             if _feasible(qa):
                 return "both", "harder instruction; reflected answer lowers r-IFD"
             return None, "harder instruction; both-reflected pair has IFD or r-IFD >= 1"
         if fallback and _feasible(q):
             return "instruction", "harder instruction; reflected answer does not lower r-IFD"
         return None, "harder instruction; reflected answer does not lower r-IFD"
-    if a is not None and a[1] < ori[1]:
+    if a is not None and _above(ori[1], a[1]):
         if _feasible(a):
             return "response", "instruction not harder; reflected answer lowers r-IFD"
         return None, "instruction not harder; response-reflected pair has IFD or r-IFD >= 1"
@@ -142,8 +150,13 @@ def select_variant(
     return None, "no reflection improves the pair"
 
 
-def _feasible(pair: tuple[float, float]) -> bool:
-    return pair[0] < 1 and pair[1] < 1
+def _above(x: float | None, y: float | None) -> bool:
+    """x > y, False when either score is missing (a missing score is never better)."""
+    return x is not None and y is not None and x > y
+
+
+def _feasible(pair: Pair) -> bool:
+    return _above(1.0, pair[0]) and _above(1.0, pair[1])
 
 
 # -- the stage -------------------------------------------------------------------------------
@@ -160,6 +173,8 @@ class ReflectionStage(Stage):
         temperature, max_tokens: sampling (the paper uses temperature 0).
         scorer_model, scorer_batch_size, scorer_max_length: the student LM for IFD (None = the
             embedded SmolLM2 through transformers).
+        scorer: a log-prob model to use instead (either runtime, e.g. shared with an IFD stage:
+            :func:`tunesmith.llm.logprob.make_logprob_model`).
         prompts_dir: folder overriding ``reflection/{system,instruction,response}.j2``.
         instruction_marker, answer_marker, response_marker, end_marker: section markers.
 
@@ -183,6 +198,7 @@ class ReflectionStage(Stage):
         scorer_model: str | None = None,
         scorer_batch_size: int = 8,
         scorer_max_length: int = 1024,
+        scorer: LogProbModel | None = None,
         prompts_dir: str | Path | None = None,
         instruction_marker: str = "New Instruction",
         answer_marker: str = "New Answer",
@@ -209,7 +225,7 @@ class ReflectionStage(Stage):
             n: PromptTemplate("reflection", n, prompts_dir)
             for n in ("system", "instruction", "response")
         }
-        self._scorer: Any = None
+        self._scorer: LogProbModel | None = scorer
 
     @property
     def prompt_hashes(self) -> dict[str, str]:
@@ -217,9 +233,10 @@ class ReflectionStage(Stage):
 
     def setup(self) -> None:
         if self.selective and self._scorer is None:
-            from tunesmith.scoring.lm import CausalLMScorer
+            from tunesmith.llm.logprob import make_logprob_model
 
-            self._scorer = CausalLMScorer(
+            self._scorer = make_logprob_model(
+                "transformers",
                 self.scorer_model,
                 batch_size=self.scorer_batch_size,
                 max_length=self.scorer_max_length,
@@ -341,10 +358,14 @@ class ReflectionStage(Stage):
         for name in ("instruction", "response", "both"):
             jobs += [(i, name, rec) for i, (rec, res) in enumerate(variants[name]) if res.ok]
         pairs = [(rec.prompt_text(), rec.output) for _, _, rec in jobs]
+        assert self._scorer is not None  # setup() built it
         ifd = score_ifd(pairs, self._scorer, reverse=True)
         table: list[dict[str, dict[str, Any]]] = [{} for _ in records]
+        missing: list[dict[str, Any]] = [{} for _ in records]
         for (i, name, _), s in zip(jobs, ifd, strict=True):
             table[i][name] = s.as_scores()
+            if s.missing:
+                missing[i][name] = dict(s.missing)
         result = StageResult()
         for i, rec in enumerate(records):
             pick = {v: (t["ifd"], t["rifd"]) for v, t in table[i].items()}
@@ -359,6 +380,7 @@ class ReflectionStage(Stage):
                 "failures": failures,
                 "original": rec.to_alpaca(),
                 "variants": {k: v[i][0].to_alpaca() for k, v in variants.items() if v[i][1].ok},
+                "missing_scores": missing[i],  # variant -> why its IFD / r-IFD is missing
             }
             out = chosen.with_meta(reflection=meta).with_scores(
                 reflection_ifd=table[i], reflected=float(choice not in (None, "original"))

@@ -76,16 +76,25 @@ def marker_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"{bracketed}|{heading}|{heading_bare}", re.IGNORECASE)
 
 
-def end_pattern(name: str = "End") -> re.Pattern[str]:
-    """Where a section stops: the end marker or any bracketed tag on a line of its own.
+#: The packaged reflection prompts' own bracketed headings: a model that writes one on a line of
+#: its own has moved on from the section (it echoes the prompt). Change with a custom template.
+PROMPT_HEADINGS = ("Instruction", "Input", "The Start of Answer", "Your Task")
+
+
+def end_pattern(name: str = "End", headings: Sequence[str] = PROMPT_HEADINGS) -> re.Pattern[str]:
+    """Where a section stops: the end marker, or one of the prompt's ``headings`` on its own line.
 
     Besides ``[End]`` / ``**[END]**`` this accepts the variants small models write, such as
-    ``[New End]`` or ``[The End of Answer]`` (a bracketed tag containing the end word), and a
-    new bracketed heading line such as ``[Your Task]`` (the model moving on).
+    ``[New End]`` or ``[The End of Answer]`` (a bracketed tag containing the end word). Only
+    known markers stop a section: other bracketed lines (``[Verse 1]``, ``[Table 1]``) are
+    content of the answer.
     """
     words = r"\s+".join(re.escape(w) for w in name.split())
     tagged = rf"{_WRAP}\[[^\]\n]{{0,30}}\b{words}\b[^\]\n]{{0,30}}\]{_WRAP}"
-    heading = r"(?:^|\n)[ \t>#*_]*\[[A-Za-z][^\]\n]{0,40}\][ \t*_:]*(?=\n|$)"
+    known = "|".join(r"\s+".join(re.escape(w) for w in h.split()) for h in headings)
+    if not known:
+        return re.compile(tagged, re.IGNORECASE)
+    heading = rf"(?:^|\n)[ \t>#*_]*\[\s*(?:{known})\s*\][ \t*_:]*(?=\n|$)"
     return re.compile(rf"{tagged}|{heading}", re.IGNORECASE)
 
 
@@ -118,11 +127,13 @@ def extract_section(
     others: Sequence[str] = (),
     end: str = "End",
     finish_reason: str = "stop",
+    headings: Sequence[str] = PROMPT_HEADINGS,
 ) -> Section:
     """The content of section ``name`` in ``text``.
 
-    The section ends at the end marker, at the start marker of any section in ``others``, or at
-    the end of the text. Every occurrence of the marker is tried in order and the first with
+    The section ends at the end marker, at the start marker of any section in ``others``, at one
+    of the prompt's ``headings`` on a line of its own, or at the end of the text; no other
+    bracketed line ends it. Every occurrence of the marker is tried in order and the first with
     real content wins (models sometimes echo the format line, placeholder and all, first).
 
     Args:
@@ -130,13 +141,14 @@ def extract_section(
         name: the start marker's words, e.g. "New Instruction".
         others: names of the other sections (they also end this one).
         end: the end marker's words.
+        headings: the prompt's own bracketed headings (see :data:`PROMPT_HEADINGS`).
         finish_reason: the completion's finish reason; an unclosed section in a "length"
             completion is reported as truncated instead of returned.
     """
     starts = list(marker_pattern(name).finditer(text))
     if not starts:
         return Section(None, f"no [{name}] section")
-    stops = [end_pattern(end)] + [marker_pattern(o) for o in others]
+    stops = [end_pattern(end, headings)] + [marker_pattern(o) for o in others]
     failure = f"[{name}] section is empty or a placeholder"
     for match in starts:
         rest = text[match.end() :]

@@ -99,11 +99,16 @@ def run_context(path: Path, *, metrics: str) -> dict[str, Any]:
     run = rd.open_run(path)
     kept = run.read_kept()
     rejected = run.read_rejected()
+    failed = rd.read_failed(path)
     ledger = rd.read_ledger(path)
-    summary = rd.summarize_run(run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected))
-    funnel = rd.build_funnel(len(kept), rejected)
+    summary = rd.summarize_run(
+        run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected), n_failed=len(failed)
+    )
+    funnel = rd.build_funnel(len(kept), rejected, failed)
     curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
+    curve = rd.close_curve(curve, summary)
     rejected_items = [rd.rejected_record(row) for row in rejected]
+    rejected_items += [rd.failed_record(row) for row in failed]
     datasets: list[tuple[str, Sequence[Record], bool]] = [("kept", kept, True)]
     if rejected:  # the same statistics before filtering, to show what the filters changed
         datasets.append(("generated", kept + [rec for _, rec, _ in rejected_items], False))
@@ -183,15 +188,13 @@ def _runs_context(runs: Sequence[tuple[str, Path]]) -> dict[str, Any]:
         run = rd.open_run(p)
         ledger = rd.read_ledger(p)
         n_kept, n_rejected = len(run.kept_ids()), len(run.rejected_ids())
-        rows.append(
-            {
-                "name": name,
-                **rd.summarize_run(run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected),
-            }
+        n_failed = len(rd.read_failed(p))
+        summary = rd.summarize_run(
+            run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected, n_failed=n_failed
         )
-        curves.append(
-            (name, rd.build_curve(run.read_events(), started=run.manifest.get("started")))
-        )
+        rows.append({"name": name, **summary})
+        curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
+        curves.append((name, rd.close_curve(curve, summary)))
     svgs = []
     by_calls = [(n, c["points"]) for n, c in curves if c["points"] and c["x"] == "calls"]
     if by_calls:
@@ -246,12 +249,17 @@ def _metrics_context(
 ) -> dict[str, Any]:
     """Metrics of each ``(name, records, primary)``; a secondary view of the same rows (a run's
     generated candidates) gets only the cheap statistics and no verb-noun parse."""
+    # size-dependent metrics at the smallest size shown (metrics.sampling.equal_size_target,
+    # inlined: the metrics package is optional for a report)
+    sizes = sorted({len(recs) for _, recs, _ in datasets if recs})
+    size = sizes[0] if len(sizes) > 1 else None
     rows = [
         dataset_metrics(
             recs,
             name=name,
             level=level if primary or level == "none" else "cheap",
             verb_nouns=primary,
+            size_sample=size,
         )
         for name, recs, primary in datasets
     ]

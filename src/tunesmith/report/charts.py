@@ -21,12 +21,19 @@ PALETTE = (
     "#d37295", "#fabfd2", "#d4a6c8", "#79706e", "#bab0ac",
 )  # fmt: skip
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 28, 44
+#: The smallest drawn size of a chart relative to its viewBox: 12px labels stay >= 9.6px.
+MIN_SCALE = 0.8
 
 
 def _svg(width: int, height: int, body: list[str], label: str) -> Markup:
+    """The chart element. SVG text scales with the element, so the element is never drawn wider
+    than its viewBox (no 30px tick labels on a wide screen) nor narrower than ``MIN_SCALE`` of it
+    (no 6px labels on a phone; the chart's box scrolls sideways instead)."""
+    style = f"max-width:{width}px;min-width:{round(width * MIN_SCALE)}px"
     return Markup(
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">{"".join(body)}</svg>'
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" style="{style}" '
+        f'role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+        f"{''.join(body)}</svg>"
     )
 
 
@@ -178,7 +185,9 @@ def funnel_chart(funnel: dict[str, Any], *, width: int = 720) -> Markup:
     height = row_h * (len(steps) + 2) + 8
     bar_w = width - label_w - 120
 
-    def bar(y: int, label: str, value: int, removed: int, color: str, tip: str) -> str:
+    def bar(
+        y: int, label: str, value: int, removed: int, color: str, tip: str, cls: str = "removed"
+    ) -> str:
         w_keep, w_rm = value / total * bar_w, removed / total * bar_w
         return (
             f"<g><title>{escape(tip)}</title>"
@@ -186,7 +195,7 @@ def funnel_chart(funnel: dict[str, Any], *, width: int = 720) -> Markup:
             f"{escape(_short(label, 24))}</text>"
             f'<rect x="{label_w}" y="{y + 6}" width="{w_keep:.1f}" height="{row_h - 12}" rx="3" '
             f'fill="{color}"/>'
-            f'<rect class="removed" x="{label_w + w_keep:.1f}" y="{y + 6}" width="{w_rm:.1f}" '
+            f'<rect class="{cls}" x="{label_w + w_keep:.1f}" y="{y + 6}" width="{w_rm:.1f}" '
             f'height="{row_h - 12}" rx="3"/>'
             f'<text class="funnel-value" x="{label_w + w_keep + w_rm + 8:.1f}" y="{y + 21}">'
             f"{escape(f'{value:,}')}{escape(f'  (−{removed:,})') if removed else ''}</text></g>"
@@ -194,8 +203,12 @@ def funnel_chart(funnel: dict[str, Any], *, width: int = 720) -> Markup:
 
     body = [bar(4, "generated", funnel["generated"], 0, PALETTE[0], "all generated candidates")]
     for i, s in enumerate(steps, start=1):
-        tip = f"{s['stage']}: removed {s['removed']:,} of {s['reaching']:,} ({s['share']:.1%})"
-        body.append(bar(4 + i * row_h, s["stage"], s["remaining"], s["removed"], "#9db8d6", tip))
+        verb = "failed (no answer)" if s.get("failed") else "removed"
+        tip = f"{s['stage']}: {verb} {s['removed']:,} of {s['reaching']:,} ({s['share']:.1%})"
+        cls = "removed failed" if s.get("failed") else "removed"
+        body.append(
+            bar(4 + i * row_h, s["stage"], s["remaining"], s["removed"], "#9db8d6", tip, cls)
+        )
     body.append(
         bar(4 + (len(steps) + 1) * row_h, "kept", funnel["kept"], 0, PALETTE[4], "kept rows")
     )

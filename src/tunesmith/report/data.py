@@ -56,9 +56,18 @@ def read_ledger(path: Path) -> dict[str, Any]:
 
 
 def summarize_run(
-    manifest: Mapping[str, Any], ledger: Mapping[str, Any], *, n_kept: int, n_rejected: int
+    manifest: Mapping[str, Any],
+    ledger: Mapping[str, Any],
+    *,
+    n_kept: int,
+    n_rejected: int,
+    n_failed: int = 0,
 ) -> dict[str, Any]:
-    """The run summary: method, model, status, timings, usage totals and cost per kept row."""
+    """The run summary: method, model, status, timings, usage totals and cost per kept row.
+
+    ``elapsed_s`` is the run's wall time; ``latency_s`` is the ledger's sum of per-call latencies,
+    which exceeds wall time when calls run concurrently (shown as such, with the mean per call).
+    """
     total = {k: (ledger.get("total") or {}).get(k, 0) for k in USAGE_KEYS}
     config = manifest.get("config") or {}
     llm: Mapping[str, Any] = config["llm"] if isinstance(config.get("llm"), Mapping) else {}
@@ -75,10 +84,12 @@ def summarize_run(
         "finished": _iso(finished),
         "elapsed_s": elapsed,
         "resumed": int(manifest.get("resumed", 0) or 0),
-        "generated": n_kept + n_rejected,
+        "generated": n_kept + n_rejected + n_failed,
         "kept": n_kept,
         "rejected": n_rejected,
+        "failed": n_failed,
         **total,
+        "latency_per_call_s": (total["latency_s"] / total["calls"]) if total["calls"] else None,
         "cost_per_kept": (total["cost_usd"] / n_kept) if n_kept else None,
         "calls_per_kept": (total["calls"] / n_kept) if n_kept else None,
         "stages": {
@@ -92,37 +103,60 @@ def summarize_run(
     }
 
 
-def build_funnel(n_kept: int, rejected: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Generated -> removed by each stage (in order of first rejection) -> kept.
+def build_funnel(
+    n_kept: int,
+    rejected: Sequence[Mapping[str, Any]],
+    failed: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """Generated -> failed -> removed by each stage (in order of first rejection) -> kept.
 
     Args:
         n_kept: rows in ``kept.jsonl``.
         rejected: rows of ``rejected.jsonl`` (each with ``rejected_by``, ``score``, ``reason``).
+        failed: rows of ``failed.jsonl``: rows whose LLM call failed (``status``, ``message``);
+            they were never decided, and a rerun with ``--retry-failed`` tries them again.
 
     Returns:
-        ``{"generated", "kept", "steps": [{stage, removed, remaining, share, scores, examples}]}``
-        where ``share`` is the fraction of the rows reaching that stage that it removed.
+        ``{"generated", "kept", "failed", "steps": [{stage, removed, remaining, share, scores,
+        examples, failed}]}`` where ``share`` is the fraction of the rows reaching that step that
+        it removed; the failed rows are the first step (``failed: True``) when there are any.
     """
     by_stage: dict[str, list[Mapping[str, Any]]] = {}
     for row in rejected:
         by_stage.setdefault(str(row.get("rejected_by") or "unknown"), []).append(row)
-    generated = n_kept + len(rejected)
+    generated = n_kept + len(rejected) + len(failed)
     remaining, steps = generated, []
-    for stage, rows in by_stage.items():
+    groups = ([("failed (LLM error)", list(failed), True)] if failed else []) + [
+        (stage, rows, False) for stage, rows in by_stage.items()
+    ]
+    for stage, rows, is_failed in groups:
         reaching = remaining
         remaining -= len(rows)
         steps.append(
             {
                 "stage": stage,
+                "failed": is_failed,
                 "removed": len(rows),
                 "reaching": reaching,
                 "remaining": remaining,
                 "share": len(rows) / reaching if reaching else 0.0,
-                "scores": _score_summary(row.get("score") for row in rows),
-                "examples": [_example(row) for row in rows[:EXAMPLES_PER_STAGE]],
+                "scores": None if is_failed else _score_summary(r.get("score") for r in rows),
+                "examples": [_example(r) for r in rows[:EXAMPLES_PER_STAGE]],
             }
         )
-    return {"generated": generated, "kept": n_kept, "steps": steps}
+    return {"generated": generated, "kept": n_kept, "failed": len(failed), "steps": steps}
+
+
+def read_failed(path: Path) -> list[dict[str, Any]]:
+    """Rows of the run's ``failed.jsonl`` that are still failed ([] when there is none).
+
+    A row retried since (``--retry-failed``) and now kept or rejected stays in the file but is
+    not counted, as the driver counts it; a torn last line is ignored, any other undecodable
+    line is a DataError naming ``file:line`` (``RunDir.read_failed``).
+    """
+    run = open_run(path)
+    done = run.kept_ids() | run.rejected_ids()
+    return [row for row in run.read_failed() if str(row.get("id")) not in done]
 
 
 def build_curve(
@@ -133,33 +167,66 @@ def build_curve(
     Events are the cumulative snapshots ``RunDir.log_event`` writes after each batch. ``generated``
     is taken from the event when present, else ``kept + rejected``. The x axis is API calls when
     any were made (the paper's unit of cost), else seconds since the start (e.g. a cached replay).
+
+    A cumulative curve never goes down: only one stage's events are plotted (the generation
+    events when there are any, else the stage that logged most), and each count is carried as a
+    running maximum, so a counter that restarted (a resumed session) shows as flat, never as a
+    drop.
     """
     events = [e for e in events if "kept" in e]
-    # Multi-stage methods (Self-Instruct: bootstrap, then classification and instances) log
-    # events whose "kept" counts other things; the curve is about generated instructions, so
-    # when some events carry "generated", only those are plotted.
+    # Multi-stage methods (Self-Instruct: bootstrap, then classification and instances; recipes:
+    # one event per stage) log "kept" counts of different things; plot one series.
     if any("generated" in e for e in events):
         events = [e for e in events if "generated" in e]
+    events = _one_stage(events)
     points: list[dict[str, Any]] = []
     for e in sorted(events, key=lambda e: float(e.get("t", 0))):
         kept = _num(e.get("kept"))
-        generated = _num(e.get("generated", kept + _num(e.get("rejected"))))
-        cost = _num(e.get("cost_usd"))
         points.append(
             {
                 "t": float(e.get("t", 0)),
-                "generated": generated,
+                "generated": _num(e.get("generated", kept + _num(e.get("rejected")))),
                 "kept": kept,
                 "calls": _num(e.get("calls")),
-                "cost_usd": cost,
-                "cost_per_kept": cost / kept if kept else None,
+                "cost_usd": _num(e.get("cost_usd")),
             }
         )
+    for key in ("generated", "kept", "calls", "cost_usd"):
+        top = 0.0
+        for p in points:
+            top = p[key] = max(top, p[key])
     t0 = started if started is not None else (points[0]["t"] if points else 0.0)
     for p in points:
+        p["cost_per_kept"] = p["cost_usd"] / p["kept"] if p["kept"] else None
         p["elapsed_s"] = max(0.0, p["t"] - t0)
     x_key = "calls" if points and points[-1]["calls"] > 0 else "elapsed_s"
     return {"x": x_key, "points": points}
+
+
+def close_curve(curve: dict[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
+    """End a calls-axis curve at the run's total calls and cost (the summary's numbers).
+
+    The plotted events are the generation stage's; later stages (Self-Instruct's classification
+    and instance generation) spend calls without adding instructions, so the last point is
+    repeated at the ledger's totals: the curve then counts all of the method's calls, as the
+    summary table does, instead of stopping at the generation stage's share.
+    """
+    pts = curve["points"]
+    calls, cost = float(summary.get("calls") or 0), float(summary.get("cost_usd") or 0)
+    if curve["x"] != "calls" or not pts or calls <= pts[-1]["calls"]:
+        return curve
+    last = dict(pts[-1])
+    last.update(calls=calls, cost_usd=max(cost, last["cost_usd"]))
+    last["cost_per_kept"] = last["cost_usd"] / last["kept"] if last["kept"] else None
+    return {**curve, "points": [*pts, last]}
+
+
+def _one_stage(events: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The events of the stage that logged most (the first such stage on a tie)."""
+    by_stage: dict[Any, list[Mapping[str, Any]]] = {}
+    for e in events:
+        by_stage.setdefault(e.get("stage"), []).append(e)
+    return max(by_stage.values(), key=len) if by_stage else []
 
 
 def load_seed_scores(path: Path) -> list[dict[str, Any]]:
@@ -254,18 +321,32 @@ def rejected_record(row: Mapping[str, Any]) -> tuple[str, Record, str]:
     return str(row.get("rejected_by") or "unknown"), rec, detail
 
 
+def failed_record(row: Mapping[str, Any]) -> tuple[str, Record, str]:
+    """A ``failed.jsonl`` row as ``("failed", Record, "status ... message")`` for the browser."""
+    _, rec, _ = rejected_record(row)
+    status = row.get("status")
+    detail = (f"HTTP {status} — " if status is not None else "") + str(row.get("message") or "")
+    return "failed", rec, detail
+
+
 def scores_text(record: Record) -> str:
     """The record's scores as compact text for the browser's detail column."""
     return ", ".join(f"{k}={_fmt_score(v)}" for k, v in record.scores.items())
 
 
 def _example(row: Mapping[str, Any]) -> dict[str, str]:
+    """A row as the funnel shows it; a failed row's HTTP status and message stand in for the
+    score and the reason."""
+    score = row.get("score") if "score" in row else row.get("status")
+    reason = row.get("reason") or row.get("message") or ""
+    if row.get("failed_in") and "reason" not in row:
+        reason = f"{row['failed_in']}: {reason}"
     return {
         "id": str(row.get("id", "")),
         "instruction": _clip(str(row.get("instruction") or ""), 400),
         "output": _clip(str(row.get("output") or ""), 300),
-        "score": _fmt_score(row.get("score")),
-        "reason": _clip(str(row.get("reason") or ""), 300),
+        "score": _fmt_score(score),
+        "reason": _clip(str(reason), 300),
     }
 
 

@@ -7,8 +7,13 @@ Levels (``--metrics``):
 * ``cheap``: the fast statistics (lengths, unique tokens, rep-n, n-gram diversity, exact
   Self-BLEU; see ``tunesmith.metrics.stats``), plus root verb / direct object pairs (spaCy) on a seeded sample of at most
   ``VERB_NOUN_SAMPLE`` instructions, so the sunburst is there at the end of every run.
-* ``all``: every statistic, the model-based ones included; verb-noun pairs over every
-  instruction, as in Self-Instruct's Figure 2.
+* ``all``: every statistic, the model-based ones included (perplexity, embeddings and the
+  verb-noun parse read a seeded sample of ``tunesmith.metrics.stats.DEFAULT_SAMPLE`` rows, with
+  a note, as ``tunesmith stats`` does by default).
+
+Datasets of different sizes shown side by side (a run's kept rows and all it generated, or
+several files) get their size-dependent metrics (unique tokens, rep-n, Self-BLEU) on seeded
+samples of the smallest one's size, with a note, as ``tunesmith stats`` does.
 
 Memorization and MAUVE compare against another dataset (``--train``/``--reference`` of
 ``tunesmith stats``), which a report does not have, so they are left out here.
@@ -65,7 +70,12 @@ def check_level(level: str) -> str:
 
 
 def dataset_metrics(
-    records: Sequence[Record], *, name: str, level: str, verb_nouns: bool = True
+    records: Sequence[Record],
+    *,
+    name: str,
+    level: str,
+    verb_nouns: bool = True,
+    size_sample: int | None = None,
 ) -> dict[str, Any]:
     """Statistics, word-length lists and verb-noun rows of one dataset for the report.
 
@@ -74,6 +84,8 @@ def dataset_metrics(
         name: its label in the table.
         level: ``cheap``, ``all`` or ``none`` (see the module docstring).
         verb_nouns: parse root verbs and objects (off for a second view of the same rows).
+        size_sample: rows the size-dependent metrics read (the smallest dataset's size when
+            datasets of different sizes are shown side by side; see ``compare_stats``).
 
     Returns:
         ``{"name", "stats": {column: value} | None, "notes": [str], "lengths": {field: [int]},
@@ -100,8 +112,11 @@ def dataset_metrics(
     groups = set(CHEAP_METRICS if level == "cheap" else METRICS) - NEEDS_OTHER_DATA
     if not verb_nouns:
         groups.discard("verb_noun")
+    from tunesmith.metrics.quiet import quiet_libraries
+
     try:
-        stats = compute_stats(records, name=name, metrics=groups)
+        with quiet_libraries():  # a report is written at the end of every run: no library noise
+            stats = compute_stats(records, name=name, metrics=groups, size_sample=size_sample)
     except TunesmithError as exc:  # a report is still worth writing without its statistics
         out["notes"].append(f"metrics skipped: {exc}")
         return out
@@ -133,8 +148,11 @@ def _sampled_verb_nouns(records: Sequence[Record], notes: list[str]) -> list[dic
             f"verb-noun sunburst from a seeded sample of {VERB_NOUN_SAMPLE} instructions "
             "(--metrics all parses every one)"
         )
+    from tunesmith.metrics.quiet import quiet_libraries
+
     try:
-        return top_verb_nouns(verb_noun_pairs(texts))
+        with quiet_libraries():
+            return top_verb_nouns(verb_noun_pairs(texts))
     except MissingExtra as exc:
         notes.append(f"verb-noun sunburst skipped: {exc}")
         return []
@@ -152,13 +170,19 @@ def table_columns(stats_rows: Sequence[dict[str, Any] | None]) -> list[tuple[str
 def histogram(values_by_series: dict[str, list[int]]) -> dict[str, Any]:
     """Shared integer bins for several series of lengths; the last bin collects the long tail.
 
-    The range covers the 99th percentile of all values so one very long row does not squash the
-    chart; longer rows fall in the last (``>=``) bin.
+    The range ends at the smaller of the 99th percentile and Tukey's far-out fence (Q3 + 3 IQR)
+    of all values, so one very long row (a 1,200-word answer among 100-word ones) cannot squash
+    every other bar, even in a small set where the 99th percentile is that row itself; longer
+    rows fall in the last (``>=``) bin, labelled as such.
     """
     every = sorted(v for vals in values_by_series.values() for v in vals)
     if not every:
         return {"edges": [], "series": {}, "overflow": False}
-    top = max(1, every[min(len(every) - 1, int(0.99 * len(every)))])
+
+    def q(p: float) -> int:
+        return every[int(p * (len(every) - 1))]
+
+    top = max(1, min(q(0.99), q(0.75) + 3 * (q(0.75) - q(0.25))))
     width = _nice_width(top / MAX_BINS)
     n_bins = max(1, math.ceil((top + 1) / width))
     edges = [i * width for i in range(n_bins + 1)]

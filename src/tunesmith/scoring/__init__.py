@@ -1,5 +1,5 @@
-"""Model-based scoring: token log-probabilities and perplexity under a causal LM.
+"""Resumable scoring jobs (:mod:`tunesmith.scoring.run`; moving into the run driver).
 
-Import the scorers from :mod:`tunesmith.scoring.lm` (kept out of this package's import so that
-loading tunesmith never imports torch).
+The model runtime lives in :mod:`tunesmith.llm.logprob`, the keep/drop decisions in
+:mod:`tunesmith.filters.score_decision`.
 """

@@ -217,11 +217,43 @@ class SelectStage(Stage):
             return embed(texts, self.embedder)
         return cached_embed(texts, Path(self.embedding_cache), self.embedder)
 
+    def order_note(self) -> str:
+        """One line saying how rows are ranked, so a run without ``score`` says it."""
+        if self.method == "kcenter":
+            start = f"the best {self.score} row" if self.score else "the first row"
+            return f"kcenter: diversity only (farthest row next), starting from {start}"
+        if self.score:
+            way = "lowest" if self.ascending else "highest"
+            return f"deita: rows ranked by {self.score}, {way} first, cosine <= {self.threshold}"
+        return (
+            "no score given: deita keeps rows in input order (earlier rows win ties of "
+            f"similarity, cosine <= {self.threshold}); rank with --score KEY, or use "
+            "--method kcenter for diversity only"
+        )
+
+    def check_scores(self, records: Sequence[Record]) -> None:
+        """Raise a one-line ConfigError when no row holds every key of ``score``, naming the
+        missing key(s) and the score keys the rows do have."""
+        if not self._keys or not records:
+            return
+        if any(score_of(r, self._keys) is not None for r in records):
+            return
+        present = sorted({k for r in records for k in r.scores})
+        missing = [k for k in self._keys if not any(k in r.scores for r in records)]
+        what = ", ".join(f"'{k}'" for k in missing) if missing else f"a numeric '{self.score}'"
+        have = ", ".join(present) if present else "none"
+        raise ConfigError(
+            f"select --score {self.score}: no row has {what} (scores present: {have})"
+        )
+
     def run(self, records: Sequence[Record], llm: LLM | None = None) -> StageResult:
+        self.check_scores(records)
         return self.select(records, self.embed(records))
 
     def select(self, records: Sequence[Record], emb: NDArray[np.floating[Any]]) -> StageResult:
-        """Select from ``records`` given their embeddings (rows without the score are rejected)."""
+        """Select from ``records`` given their embeddings (rows without the score are rejected;
+        none having it is an error, see :meth:`check_scores`)."""
+        self.check_scores(records)
         result = StageResult()
         usable = list(range(len(records)))
         values: list[float] = [0.0] * len(records)

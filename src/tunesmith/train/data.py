@@ -59,6 +59,9 @@ def prompt_and_response(record: Record, tokenizer: Any, template: str) -> tuple[
     if template == "alpaca":
         return alpaca_prompt(record), record.output, True
     user = [{"role": "user", "content": record.prompt_text()}]
+    system = record.meta.get("system")  # a row's own system prompt (Humpback's seed/augmented tag)
+    if isinstance(system, str) and system.strip():
+        user = [{"role": "system", "content": system}, *user]
     prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(
         [*user, {"role": "assistant", "content": record.output}], tokenize=False

@@ -2,12 +2,15 @@
 
 Scoring and deciding are separate (data-juicer's rule): a stage writes its score on every
 record, then one of these decides, and every removal carries the score and a reason.
+
+A missing score (None or NaN: nothing could be scored) is never in range and never among the
+best: the row is rejected with the reason the scorer recorded in ``meta["missing_scores"]``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from tunesmith.errors import ConfigError
@@ -26,6 +29,29 @@ def check_range(
         raise ConfigError(f"top share must be in (0, 1], got {top_share}")
 
 
+def is_missing(value: object) -> bool:
+    """True for a score that was not computed (None) or could not be (NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def note_missing(record: Record, reasons: Mapping[str, str | None]) -> Record:
+    """``record`` with the reasons of its missing scores noted in ``meta["missing_scores"]``
+    (keys whose reason is None are cleared: they have a score now)."""
+    old = dict(record.meta.get("missing_scores") or {})
+    new = {**old, **{k: v for k, v in reasons.items() if v}}
+    for key in (k for k, v in reasons.items() if not v):
+        new.pop(key, None)
+    if new == old:
+        return record
+    return record.with_meta(missing_scores=new)
+
+
+def missing_reason(record: Record, key: str) -> str | None:
+    """Why ``record`` has no ``key`` score, as the scorer noted it (None if not noted)."""
+    notes = record.meta.get("missing_scores") or {}
+    return notes.get(key) if isinstance(notes, Mapping) else None
+
+
 def decide_by_score(
     records: Sequence[Record],
     key: str,
@@ -38,7 +64,7 @@ def decide_by_score(
     """Keep records whose ``scores[key]`` lies in [min_value, max_value], then the top share.
 
     Args:
-        records: scored records (a missing or NaN score is rejected).
+        records: scored records (a missing or NaN score is rejected, with the noted reason).
         key: the score to decide on.
         min_value, max_value: inclusive bounds (None = open).
         top_share: keep only the best ceil(share * n) of the in-range rows *given here*
@@ -50,8 +76,10 @@ def decide_by_score(
     in_range: list[Record] = []
     for rec in records:
         value = rec.scores.get(key)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            result.rejected.append(Rejected(rec, score=None, reason=f"no {key} score"))
+        if value is None or is_missing(value):
+            why = missing_reason(rec, key)
+            reason = f"no {key} score ({why})" if why else f"no {key} score"
+            result.rejected.append(Rejected(rec, score=None, reason=reason))
         elif min_value is not None and value < min_value:
             result.rejected.append(Rejected(rec, value, f"{key} {value:.4g} < min {min_value}"))
         elif max_value is not None and value > max_value:

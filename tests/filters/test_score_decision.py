@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.errors import ConfigError
+from tunesmith.filters.score_decision import ScoreDecision, decide_by_score
 from tunesmith.records import Record
-from tunesmith.scoring.decide import ScoreDecision, decide_by_score
 
 
 def rows(values: list[float | None]) -> list[Record]:
@@ -51,3 +51,19 @@ def test_bad_parameters_are_config_errors() -> None:
 def test_per_record_only_for_ranges() -> None:
     assert ScoreDecision(key="ifd", max_value=1.0).per_record
     assert not ScoreDecision(key="ifd", top_share=0.5).per_record
+
+
+def test_a_missing_score_is_rejected_with_its_noted_reason_and_never_best() -> None:
+    from tunesmith.filters.score_decision import note_missing
+
+    rows = [
+        note_missing(Record("m", "q", scores={"rifd": None}), {"rifd": "prompt fills the window"}),
+        Record("n", "q", scores={"rifd": float("nan")}),
+        Record("a", "q", scores={"rifd": 0.9}),
+    ]
+    result = decide_by_score(rows, "rifd", top_share=1.0, largest=False)
+    assert [r.id for r in result.kept] == ["a"]
+    reasons = {r.record.id: r.reason for r in result.rejected}
+    assert reasons == {"m": "no rifd score (prompt fills the window)", "n": "no rifd score"}
+    cleared = note_missing(rows[0].with_scores(rifd=0.5), {"rifd": None})
+    assert cleared.meta["missing_scores"] == {}
