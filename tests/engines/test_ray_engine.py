@@ -15,12 +15,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 from tests.servers import StubOpenAIServer  # noqa: E402
+from tunesmith.engines.ray_engine import LOOPBACK, is_loopback, loopback_only  # noqa: E402
 from tunesmith.recipes import load_recipe, run_recipe  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -66,7 +68,8 @@ def write_recipe(tmp: Path, name: str, url: str) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """One real cluster for the module: a CPU-less head and 2 one-CPU worker nodes."""
+    """One real cluster for the module, on 127.0.0.1 only: a CPU-less head and 2 one-CPU workers."""
+    loopback_only()
     c = cluster_utils.Cluster(initialize_head=True,
                               head_node_args={"num_cpus": 0, "include_dashboard": False})  # fmt: skip
     nodes = [c.add_node(num_cpus=1) for _ in range(2)]
@@ -74,6 +77,31 @@ def cluster():
     yield c, nodes
     ray.shutdown()
     c.shutdown()
+
+
+def test_cluster_talks_over_loopback_only(cluster):
+    """Every node, and every socket of every Ray process (GCS, raylets, workers), is on 127/8."""
+    c, _ = cluster
+    assert c.address.startswith(f"{LOOPBACK}:")
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {LOOPBACK}
+    ips = ray.get([ray.remote(num_cpus=1)(ray.util.get_node_ip_address).remote() for _ in range(4)])
+    assert set(ips) == {LOOPBACK}
+    procs = [psutil.Process(), *psutil.Process().children(recursive=True)]
+    addrs = {
+        a.ip
+        for p in procs
+        for conn in p.net_connections("inet")
+        for a in (conn.laddr, conn.raddr)
+        if a
+    }
+    assert len(procs) > 5 and addrs, "the cluster's processes were not found"
+    assert all(ip.removeprefix("::ffff:").startswith("127.") for ip in addrs), addrs
+
+
+def test_loopback_addresses():
+    assert is_loopback(None) and is_loopback("127.0.0.1:6379") and is_loopback("localhost:6379")
+    assert is_loopback("ray://127.0.0.1:10001") and is_loopback("[::1]:6379")
+    assert not is_loopback("192.0.2.2:6379") and not is_loopback("auto")
 
 
 def rows_by_id(path: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import ray
+from ray._private import ray_constants
 
 from tunesmith.engines.ray_llm import add_usage, start_services, worker_llm
 from tunesmith.errors import ConfigError
@@ -33,11 +34,37 @@ from tunesmith.stages import Stage, StageResult
 SRC = str(Path(__file__).resolve().parents[2])
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether ``address`` means a cluster on this machine's loopback (``None``: a new local one)."""
+    if not address:
+        return True
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def loopback_only() -> None:
+    """Keep a local cluster's processes (GCS, raylets, workers, this driver) on 127.0.0.1.
+
+    Ray 2.60 rewrites a loopback node or GCS address to the machine's outward IP
+    (``services.resolve_ip_for_localhost``), even ``_node_ip_address="127.0.0.1"``, so a driver
+    of a loopback cluster dials the GCS on an address nothing listens on and hangs. Ray keeps
+    loopback only when multi-host clusters are off: the environment variable covers the processes
+    Ray starts, the constant covers this one (it read the variable when it imported ray).
+    """
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one."""
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one on 127.0.0.1."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if is_loopback(address):
+        loopback_only()
     path = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
     runtime_env = {"env_vars": {"PYTHONPATH": path}}
     if address:
