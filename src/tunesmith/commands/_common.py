@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,34 +47,6 @@ BATCH = typer.Option(64, "--batch-size", help="Rows per checkpointed batch.")
 PROMPTS_DIR = typer.Option(
     None, "--prompts-dir", help="Folder overriding packaged prompt templates."
 )
-
-
-def _declared(group: type, name: str) -> Any:
-    """The typer option a group declares for ``name`` (one declaration, reused)."""
-    import dataclasses
-
-    return next(f for f in dataclasses.fields(group) if f.name == name).metadata["option"]
-
-
-# Commands not yet on the option groups (eval) name single options; they are the groups' own
-# declarations, not copies. New commands take the groups: ``llm: c.LLMOptions``.
-BACKEND, MODEL, BASE_URL, API_KEY_ENV, THREADS, CONCURRENCY, RPM, TPM, CACHE, NO_CACHE = (
-    _declared(LLMOptions, n) for n in ("backend", "model", "base_url", "api_key_env", "threads",
-                                       "concurrency", "rpm", "tpm", "cache", "no_cache")
-)  # fmt: skip
-PRICES, MAX_COST, MAX_CALLS, BACKEND_OPTION = (
-    _declared(LLMOptions, n) for n in ("prices", "max_cost", "max_calls", "backend_option")
-)
-REPORT = _declared(RunOptions, "report")
-
-
-def llm_config_from(values: Mapping[str, Any]) -> Any:
-    """The LLMConfig of a command's LLM options given as its ``locals()`` (commands not yet on
-    the option groups); the backend mapping is :func:`tunesmith.llm.factory.config_from_options`."""
-    import dataclasses
-
-    names = [f.name for f in dataclasses.fields(LLMOptions)]
-    return LLMOptions(**{k: values[k] for k in names if k in values}).config()
 
 
 def driver_flags(entry: Callable[..., Any], run: RunOptions) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,18 +10,21 @@ from typing import Any
 import typer
 
 from tunesmith.commands import _common as c
+from tunesmith.commands._options import _option
 
 eval_app = typer.Typer(
     help="Evaluate models: generate outputs, judge them against a baseline, build a leaderboard.",
     no_args_is_help=True,
 )
-#: None = use the judge file's backend (the shared option defaults to embedded).
-JUDGE_BACKEND = typer.Option(
-    None,
-    "--backend",
-    "-b",
-    help="Override the judge's backend: embedded, openai, transformers, fake",
-)
+_JUDGE_BACKEND_HELP = "Override the judge's backend: embedded, openai, transformers, fake"
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeLLMOptions(c.LLMOptions):
+    """The LLM options with no default backend: unset, the judge file's backend is used."""
+
+    backend: str = _option(None, "--backend", "-b", panel=c.LLMOptions.panel,
+                           help=_JUDGE_BACKEND_HELP)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +32,7 @@ def register(app: typer.Typer) -> None:
 
 
 @eval_app.command("generate")
+@c.options
 def generate(
     evalset: Path = typer.Argument(..., help="Evaluation set (AlpacaEval, MT-bench, Koala ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder (rerun into it to resume)."),
@@ -37,20 +42,8 @@ def generate(
     max_tokens: int = typer.Option(1024, "--max-tokens"),
     temperature: float = typer.Option(0.7, "--temperature"),
     batch_size: int = typer.Option(16, "--batch-size"),
-    backend: str = c.BACKEND,
-    model: str = c.MODEL,
-    base_url: str = c.BASE_URL,
-    api_key_env: str = c.API_KEY_ENV,
-    threads: int = c.THREADS,
-    concurrency: int = c.CONCURRENCY,
-    rpm: float = c.RPM,
-    tpm: float = c.TPM,
-    cache: Path = c.CACHE,
-    no_cache: bool = c.NO_CACHE,
-    prices: Path = c.PRICES,
-    max_cost: float = c.MAX_COST,
-    max_calls: int = c.MAX_CALLS,
-    backend_option: list[str] = c.BACKEND_OPTION,
+    *,
+    llm: c.LLMOptions,
 ) -> None:
     """Write a model's outputs for an evaluation set to OUT/outputs.json."""
     from tunesmith.judge.evalsets import read_eval_set
@@ -60,7 +53,7 @@ def generate(
     path = generate_outputs(
         records[:limit] if limit else records,
         out=out,
-        config=c.llm_config_from(locals()),
+        config=llm.config(),
         generator=name,
         system=system,
         max_tokens=max_tokens,
@@ -72,6 +65,7 @@ def generate(
 
 
 @eval_app.command("compare")
+@c.options
 def compare(
     model_outputs: Path = typer.Argument(..., help="The model's outputs (AlpacaEval format ...)."),
     baseline_outputs: Path = typer.Argument(..., help="The baseline's outputs, same instructions."),
@@ -98,29 +92,14 @@ def compare(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Send again the pairs whose judge request failed for good."
     ),
-    backend: str = JUDGE_BACKEND,
-    model: str = c.MODEL,
-    base_url: str = c.BASE_URL,
-    api_key_env: str = c.API_KEY_ENV,
-    threads: int = c.THREADS,
-    concurrency: int = c.CONCURRENCY,
-    rpm: float = c.RPM,
-    tpm: float = c.TPM,
-    cache: Path = c.CACHE,
-    no_cache: bool = c.NO_CACHE,
-    prices: Path = c.PRICES,
-    max_cost: float = c.MAX_COST,
-    max_calls: int = c.MAX_CALLS,
-    backend_option: list[str] = c.BACKEND_OPTION,
+    *,
+    llm: JudgeLLMOptions,
 ) -> None:
     """Judge MODEL_OUTPUTS against BASELINE_OUTPUTS; OUT/summary.json holds the win rates."""
-    import dataclasses
-
     from tunesmith.judge.evaluate import read_difficulty, read_pairs, run_compare
     from tunesmith.judge.pool import add_label_noise, load_pool
     from tunesmith.judge.spec import load_judge
 
-    values = locals()
     pairs = read_pairs(model_outputs, baseline_outputs, references)
     judge_or_pool: Any = load_pool(pool) if pool else load_judge(judge)
     if pool and label_noise is not None:
@@ -130,7 +109,7 @@ def compare(
         pairs[:limit] if limit else pairs,
         judge=judge_or_pool,
         out=out,
-        config_for=lambda b, m, o: _config_for(values, b, m, o),
+        config_for=lambda b, m, o: _config_for(llm, b, m, o),
         seed=seed,
         batch_size=batch_size,
         difficulty=read_difficulty(difficulty) if difficulty else None,
@@ -147,16 +126,17 @@ def compare(
 
 
 def _config_for(
-    values: Mapping[str, Any], backend: str | None, model: str | None, options: Mapping[str, Any]
+    llm: JudgeLLMOptions, backend: str | None, model: str | None, options: Mapping[str, Any]
 ) -> Any:
     """The judge's client config: CLI options win over the judge file's."""
-    cli_backend = values["backend"]
-    chosen = cli_backend or backend or "embedded"
-    keep_file = cli_backend is None or cli_backend == backend
-    args = {**values, "backend": chosen, "model": values["model"] or (model if keep_file else None)}
-    if keep_file and not values["base_url"]:
-        args["base_url"] = options.get("base_url")
-    config = c.llm_config_from(args)
+    keep_file = llm.backend is None or llm.backend == backend
+    chosen = dataclasses.replace(
+        llm,
+        backend=llm.backend or backend or "embedded",
+        model=llm.model or (model if keep_file else None),
+        base_url=llm.base_url or (options.get("base_url") if keep_file else None),
+    )
+    config = chosen.config()
     if keep_file:
         extra = {k: v for k, v in options.items() if k != "base_url"}
         config.options = {**extra, **config.options}

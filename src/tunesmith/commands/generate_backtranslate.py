@@ -14,6 +14,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command("backtranslate")
+@c.options
 def backtranslate(
     unlabelled: Path = typer.Argument(
         ..., help="Documents: .jsonl/.json/.parquet (one per row), .txt/.md, or a folder."
@@ -71,25 +72,9 @@ def backtranslate(
         None, "--prompts-dir", help="Folder overriding the prompt templates."
     ),
     seed: str = typer.Option("42", "--seed", help="RNG seed (few-shot example choice)."),
-    force_new: bool = typer.Option(False, "--force-new", help="Start the run folder afresh."),
-    retry_failed: bool = typer.Option(
-        False, "--retry-failed", help="On resume, redo rows whose request failed."
-    ),
-    backend: str = c.BACKEND,
-    model: str = c.MODEL,
-    base_url: str = c.BASE_URL,
-    api_key_env: str = c.API_KEY_ENV,
-    threads: int = c.THREADS,
-    concurrency: int = c.CONCURRENCY,
-    rpm: float = c.RPM,
-    tpm: float = c.TPM,
-    cache: Path = c.CACHE,
-    no_cache: bool = c.NO_CACHE,
-    prices: Path = c.PRICES,
-    max_cost: float = c.MAX_COST,
-    max_calls: int = c.MAX_CALLS,
-    backend_option: list[str] = c.BACKEND_OPTION,
-    report: bool = c.REPORT,
+    *,
+    llm: c.LLMOptions,
+    run: c.RunOptions,
 ) -> None:
     """Predict the instruction each document answers; keep what the seed model rates >= k."""
     import dataclasses
@@ -103,7 +88,7 @@ def backtranslate(
 
     if not seed.lstrip("-").isdigit():
         raise ConfigError("--seed is the RNG seed (an integer); give the seed data with --seeds")
-    config = c.llm_config_from(locals())
+    config = llm.config()
     params = {
         "min_chars": min_chars, "max_chars": max_chars, "min_line_chars": min_line_chars,
         "short_lines": short_lines, "split_long": split_long, "num_examples": examples,
@@ -123,16 +108,16 @@ def backtranslate(
         if not training_available():
             raise ConfigError("--train-m1 needs 'tunesmith train sft', which this install lacks; "
                               "train M1 yourself and pass --curator-model")  # fmt: skip
-        trainer = sft_trainer(out, max_steps=train_max_steps, threads=threads)
-    run = run_backtranslation(
+        trainer = sft_trainer(out, max_steps=train_max_steps, threads=llm.threads)
+    result = run_backtranslation(
         unlabelled, seeds=seeds, out=out, config=config, params=params, text_field=text_field,
-        backward=backward, curators=curators, trainer=trainer, force_new=force_new,
-        retry_failed=retry_failed,
+        backward=backward, curators=curators, trainer=trainer,
+        **c.driver_flags(run_backtranslation, run),
     )  # fmt: skip
-    s = json.loads((run.path / "backtranslation.json").read_text(encoding="utf-8"))
+    s = json.loads((result.path / "backtranslation.json").read_text(encoding="utf-8"))
     typer.echo(
         f"backtranslate: {s['documents']} documents -> {s['segments']} segments -> "
         f"{s['candidates']} instructions -> kept {s['augmented_kept']} rated >= {s['min_score']} "
-        f"({s['calls']} calls, ${s['cost_usd']:.4f}) -> {run.kept_path}"
+        f"({s['calls']} calls, ${s['cost_usd']:.4f}) -> {result.kept_path}"
     )
-    c.write_report_for(run.path, report)
+    c.write_report_for(result.path, run.report)

@@ -13,6 +13,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command("dynosaur")
+@c.options
 def dynosaur(
     dataset: Path = typer.Argument(
         ..., help="A datasets folder, a .csv/.json/.jsonl/.parquet file, or a folder of them."
@@ -36,43 +37,27 @@ def dynosaur(
     prompts_dir: Path = typer.Option(
         None, "--prompts-dir", help="Folder overriding the prompt templates."
     ),
-    force_new: bool = typer.Option(False, "--force-new", help="Start the run folder afresh."),
-    retry_failed: bool = typer.Option(
-        False, "--retry-failed", help="On resume, redo rows whose request failed."
-    ),
-    backend: str = c.BACKEND,
-    model: str = c.MODEL,
-    base_url: str = c.BASE_URL,
-    api_key_env: str = c.API_KEY_ENV,
-    threads: int = c.THREADS,
-    concurrency: int = c.CONCURRENCY,
-    rpm: float = c.RPM,
-    tpm: float = c.TPM,
-    cache: Path = c.CACHE,
-    no_cache: bool = c.NO_CACHE,
-    prices: Path = c.PRICES,
-    max_cost: float = c.MAX_COST,
-    max_calls: int = c.MAX_CALLS,
-    backend_option: list[str] = c.BACKEND_OPTION,
-    report: bool = c.REPORT,
+    *,
+    llm: c.LLMOptions,
+    run: c.RunOptions,
 ) -> None:
     """Design tasks from each dataset's metadata (LLM), then apply them to every row (no LLM)."""
     from tunesmith.generate.dynosaur_run import run_dynosaur
 
-    config = c.llm_config_from(locals())
+    config = llm.config()
     params: dict[str, object] = {
         "max_tasks": max_tasks, "max_tokens": max_tokens, "max_chars": max_chars,
         "batch_size": batch_size, "prompts_dir": str(prompts_dir) if prompts_dir else None,
     }  # fmt: skip
     if prompt:
         params["prompts"] = list(prompt)
-    run = run_dynosaur(dataset, out=out, config=config, params=params, card=card,
-                       license=license, force_new=force_new, retry_failed=retry_failed)  # fmt: skip
-    s = run.manifest.get("summary", {})
+    result = run_dynosaur(dataset, out=out, config=config, params=params, card=card,
+                          license=license, **c.driver_flags(run_dynosaur, run))  # fmt: skip
+    s = result.manifest.get("summary", {})
     typer.echo(
         f"dynosaur: {s.get('datasets', 0)} datasets, {s.get('tasks', 0)} tasks "
         f"({s.get('invalid_designs', 0)} invalid designs rejected), {s.get('rows_produced', 0)} "
         f"rows; {s.get('calls_per_1000_rows', 0)} calls and "
-        f"${s.get('usd_per_1000_rows', 0):.6f} per 1,000 rows -> {run.kept_path}"
+        f"${s.get('usd_per_1000_rows', 0):.6f} per 1,000 rows -> {result.kept_path}"
     )
-    c.write_report_for(run.path, report)
+    c.write_report_for(result.path, run.report)
