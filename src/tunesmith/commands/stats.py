@@ -11,6 +11,9 @@ from typing import Any
 
 import typer
 
+from tunesmith.commands._options import DataOptions
+from tunesmith.commands._options import options as with_option_groups
+
 # The columns in three narrow tables (a 25-column table is unreadable in a terminal).
 _TABLES: dict[str, dict[str, str]] = {
     "size and length (words / tokens)": {
@@ -158,6 +161,7 @@ def _field_text(record: Any, field: str) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("stats")
+    @with_option_groups
     def stats(
         data: list[Path] = typer.Argument(
             ..., help="Datasets (any supported format) or run folders."
@@ -200,24 +204,12 @@ def register(app: typer.Typer) -> None:
         embed_model: str = typer.Option(
             None, "--embed-model", help="Sentence-transformers model (default: packaged MiniLM)."
         ),
-        field_map: list[str] = typer.Option(
-            None,
-            "--map",
-            rich_help_panel="Data options",
-            metavar="FIELD=COLUMN",
-            help="Read a field of the datasets from this column (comma-separated or repeated), "
-            "e.g. instruction=prompt",
-        ),
-        allow_empty_instruction: bool = typer.Option(
-            False,
-            "--allow-empty-instruction",
-            rich_help_panel="Data options",
-            help="Accept rows with an empty instruction (always so with --field input/output).",
-        ),
+        *,
+        reading: DataOptions,
     ) -> None:
         """Size, lengths, rep-n, diversity, Self-BLEU, memorization, MAUVE, perplexity, verb-noun
         structure and embedding diversity (DiffTune Tables 1/3, Self-Instruct Figure 2)."""
-        from tunesmith.io import FieldMap, describe_fields
+        from tunesmith.io import describe_fields
         from tunesmith.metrics.quiet import quiet_libraries
         from tunesmith.metrics.sampling import equal_size_target
         from tunesmith.metrics.stats import (
@@ -229,13 +221,13 @@ def register(app: typer.Typer) -> None:
 
         read = functools.partial(
             load_dataset,
-            field_map=FieldMap.of(field_map),
-            allow_empty_instruction=allow_empty_instruction or field in ("input", "output"),
+            field_map=reading.field_map(),
+            allow_empty_instruction=reading.allow_empty_instruction or field in ("input", "output"),
         )
         wanted = resolve_metrics(metrics.split(",")) if metrics else None
         ref = load_dataset(reference) if reference else None
         train_rows = load_dataset(train) if train else None
-        datasets = [(path, read(path)) for path in data]
+        datasets = [(path, read(path)[: reading.limit or None]) for path in data]
         size = equal_size_target(len(r) for _, r in datasets) if equal_size else None
         options: dict[str, Any] = {
             "reference": ref, "train": train_rows, "metrics": wanted, "field": field,
