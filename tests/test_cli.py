@@ -327,3 +327,15 @@ def test_dedup_reads_through_the_field_map_and_limit(tmp_path: Path) -> None:
     assert "kept 2, rejected 1, failed 0 (threshold 0.7," in result.output
     kept = [json.loads(x)["instruction"] for x in (out / "kept.jsonl").open()]
     assert kept == [texts[0], texts[2]]
+
+
+def test_eval_judge_config_keeps_the_judge_files_backend_unless_overridden() -> None:
+    from tunesmith.commands.eval import JudgeLLMOptions, _config_for
+
+    unset = _config_for(JudgeLLMOptions(), "fake", "judge-model", {"seed": 3})
+    assert (unset.backend, unset.model, unset.options.get("seed")) == ("fake", "judge-model", 3)
+    other = _config_for(JudgeLLMOptions(backend="embedded"), "fake", "judge-model", {"seed": 3})
+    assert other.backend == "embedded" and other.model != "judge-model"
+    assert "seed" not in other.options, "the judge file's options belong to its own backend"
+    mine = _config_for(JudgeLLMOptions(backend="fake", model="m2"), "fake", "judge-model", {})
+    assert (mine.backend, mine.model) == ("fake", "m2")
