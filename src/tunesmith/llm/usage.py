@@ -280,7 +280,10 @@ class Budget:
             if self.max_calls is not None and (
                 total.calls + self._calls + request.n > self.max_calls
             ):
-                return "stop", 0.0
+                # An answer is counted by the ledger a moment before its reservation is freed;
+                # while requests are in flight, wait for them rather than stop on a double count.
+                in_flight = self._calls > 0 and total.calls + request.n <= self.max_calls
+                return ("wait" if in_flight else "stop"), 0.0
             if self.max_cost is not None and total.cost_usd + self._cost + cost > self.max_cost:
                 in_flight = self._calls > 0 and total.cost_usd + cost <= self.max_cost
                 return ("wait" if in_flight else "stop"), 0.0
