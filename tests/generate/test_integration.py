@@ -66,8 +66,10 @@ def test_self_instruct_cli_on_embedded_model_survives_sigkill(tmp_path):
     assert rows_at_kill >= 3
     stdout, stderr = cli(*args, cache=cache).communicate(timeout=400)
     assert "kept" in stdout, stderr
-    new_calls = ledger_calls(out) - calls_at_kill
-    assert new_calls == cache_rows(cache) - rows_at_kill  # no finished call was paid twice
+    # every answer in this test's own cache was paid by this run: the ledger counts each once
+    # (calls answered after the last checkpoint are caught up on resume), none paid twice
+    assert calls_at_kill <= rows_at_kill
+    assert ledger_calls(out) == cache_rows(cache)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "done" and manifest["resumed"] == 1
     kept = [json.loads(x) for x in lines(out / "kept.jsonl")]

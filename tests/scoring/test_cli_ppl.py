@@ -28,7 +28,8 @@ def score_ppl(data: Path, out: Path, *args: str) -> list[dict]:
         capture_output=True, text=True, env=os.environ.copy(), timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "scored" in result.stdout and "Traceback" not in result.stderr
+    assert "kept " in result.stdout and "(scores under 'ppl" in result.stdout
+    assert "Traceback" not in result.stderr
     rows = [json.loads(x) for x in (out / "kept.jsonl").read_text("utf-8").splitlines()]
     rejected = out / "rejected.jsonl"
     if rejected.exists():
