@@ -8,7 +8,6 @@ run's ledger, and runs :class:`~tunesmith.generate.backtranslation.Backtranslati
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from tunesmith.driver import RunDriver, fingerprint
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.generate.backtranslation import BacktranslationGenerator, Trainer
+from tunesmith.generate.pipeline import check_params
 from tunesmith.generate.segments import read_documents
 from tunesmith.jobs import llm_concurrency
 from tunesmith.llm.base import Backend
@@ -91,10 +91,7 @@ def run_backtranslation(
     from tunesmith.io import read_records
 
     params = dict(params or {})
-    allowed = set(inspect.signature(BacktranslationGenerator).parameters)
-    for key in params:
-        if key not in allowed:
-            raise ConfigError(f"option '{key}' does not apply to backtranslation")
+    check_params("backtranslation", params)
     gen = BacktranslationGenerator(**params)
     documents = read_documents(unlabelled, text_field=text_field)
     seed_rows = read_records(seeds)

@@ -8,7 +8,6 @@ folder resumes with the same settings; a folder of datasets may gain new dataset
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from tunesmith.generate.dynosaur_meta import (
     load_info,
     read_rows,
 )
+from tunesmith.generate.pipeline import check_params
 from tunesmith.jobs import llm_concurrency
 from tunesmith.llm.base import Backend
 from tunesmith.llm.factory import LLMConfig
@@ -75,10 +75,7 @@ def run_dynosaur(
         force_new, retry_failed: the driver's resume flags.
     """
     params = dict(params or {})
-    allowed = set(inspect.signature(DynosaurGenerator).parameters)
-    for key in params:
-        if key not in allowed:
-            raise ConfigError(f"option '{key}' does not apply to dynosaur")
+    check_params("dynosaur", params)
     gen = DynosaurGenerator(**params)
     datasets = load_datasets(dataset, card=card, license=license)
     run_config = {
