@@ -108,6 +108,9 @@ def test_end_to_end_writes_records_events_rejections_and_summary(tmp_path):
     summary = run.manifest["summary"]
     assert summary["kept_instructions"] >= 12 and summary["calls"] == backend.calls
     assert summary["calls_per_kept"] == backend.calls / summary["kept_instructions"]
+    # kept = instructions with at least one instance, as the console and compare count them
+    assert summary["kept_instructions"] == len({r.meta["instruction_id"] for r in kept})
+    assert summary["instructions_bootstrapped"] >= summary["kept_instructions"]
     assert run.manifest["status"] == "done"
     stages = {r["rejected_by"] for r in run.read_rejected()}
     assert "rouge_l" in stages or "length" in stages or "parse" in stages

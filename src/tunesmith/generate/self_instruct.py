@@ -340,15 +340,17 @@ def run_self_instruct(
         if stage is not None:
             records = run_llm_stage(stage, records, llm, sink, batch_size, skip_ids)
     sink.report(StageResult(kept=records), "instances", log=False)
+    # An instruction counts as kept once it has at least one instance (what the console and
+    # compare-generators report), so calls per kept agree everywhere.
+    with_instances = len({r.meta.get("instruction_id", r.id) for r in records})
     summary = run_summary(
         llm,
         generated=bootstrapper.state.generated,
-        kept_instructions=len(instructions),
+        kept_instructions=with_instances,
         kept_records=len(records),
     )
-    summary["instructions_with_instances"] = len(
-        {r.meta.get("instruction_id", r.id) for r in records}
-    )
+    summary["instructions_bootstrapped"] = len(instructions)
+    summary["instructions_with_instances"] = with_instances
     return summary
 
 
