@@ -25,6 +25,7 @@ __all__ = [
     "BATCH",
     "DATA",
     "OUT",
+    "PPL_FIELD",
     "PROMPTS_DIR",
     "DataOptions",
     "LLMOptions",
@@ -44,6 +45,9 @@ __all__ = [
 DATA = typer.Argument(..., help="Dataset (.jsonl/.json/.parquet/datasets folder or run folder).")
 OUT = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume).")
 BATCH = typer.Option(64, "--batch-size", help="Rows per checkpointed batch.")
+PPL_FIELD = typer.Option(
+    "instruction", "--field", help="instruction, input, output, prompt or text."
+)
 PROMPTS_DIR = typer.Option(
     None, "--prompts-dir", help="Folder overriding packaged prompt templates."
 )
