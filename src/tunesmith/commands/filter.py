@@ -33,10 +33,8 @@ def _run_filter(
     """Run a filter stage (no LLM) into a run folder, print what it kept, write its report."""
     from tunesmith.jobs import run_record_job
 
-    result = run_record_job(
-        stage, rows.read(data), out=out, config=None, batch_size=batch_size, method=method,
-        extra_config={"data": str(data), **extra}, **c.driver_flags(run_record_job, run),
-    )  # fmt: skip
+    result = c.run_job(run_record_job, stage, data, out, method, run, rows, extra=extra,
+                       config=None, batch_size=batch_size)  # fmt: skip
     c.finish(result.path, run)
 
 

@@ -35,16 +35,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(score_app, name="score")
 
 
-def _run_scoring(
-    stage: Any, data: Path, out: Path, method: str, run: c.RunOptions, rows: c.DataOptions,
-    extra: dict[str, Any] | None = None, **job: Any,
-) -> Any:  # fmt: skip
+def _run_scoring(stage: Any, data: Path, out: Path, method: str, run: c.RunOptions,
+                 rows: c.DataOptions, **job: Any) -> Any:  # fmt: skip
     """Score every row of ``data`` into the run folder ``out`` (the driver's scoring job)."""
     from tunesmith.jobs import run_scoring_job
 
-    return run_scoring_job(stage, rows.read(data), out=out, method=method,
-                           extra_config={"data": str(data), **(extra or {})}, **job,
-                           **c.driver_flags(run_scoring_job, run))  # fmt: skip
+    return c.run_job(run_scoring_job, stage, data, out, method, run, rows, **job)
 
 
 @score_app.command("ifd")
