@@ -13,6 +13,7 @@ from tunesmith.stages import Stage
 
 # Rule-based filters look across rows (duplicate outputs): one batch holds the whole set.
 WHOLE_SET = 1_000_000
+_NO_IDENTITY_HELP = "Do not drop 'As an AI language model' or other assistants' names."
 
 
 def _lines(path: Path | None) -> list[str]:
@@ -58,10 +59,7 @@ class HeuristicOptions(OptionGroup):
     output_blacklist: list[str] | None = _option(
         None, "--output-blacklist", help="Drop rows whose output has this word (repeatable)."
     )
-    no_identity: bool = _option(
-        False, "--no-identity",
-        help="Do not drop 'As an AI language model' or other assistants' names.",
-    )  # fmt: skip
+    no_identity: bool = _option(False, "--no-identity", help=_NO_IDENTITY_HELP)
     allow_empty_output: bool = _option(
         False, "--allow-empty-output", help="Keep rows without an output (instruction-only sets)."
     )

@@ -9,10 +9,6 @@ import typer
 from tunesmith.commands import _common as c
 
 
-def register(app: typer.Typer) -> None:
-    app.command("reflect")(reflect)
-
-
 @c.options
 def reflect(
     data: Path = c.DATA,
@@ -50,3 +46,7 @@ def reflect(
     for key, sha in stage.prompt_hashes.items():
         result.note_prompt(key, sha)
     c.finish(result.path, run)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("reflect")(reflect)

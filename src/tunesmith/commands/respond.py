@@ -10,10 +10,6 @@ from tunesmith.commands import _common as c
 from tunesmith.generate.respond import DEFAULT_MAX_TOKENS
 
 
-def register(app: typer.Typer) -> None:
-    app.command("respond")(respond)
-
-
 @c.options
 def respond(
     data: Path = c.DATA,
@@ -44,3 +40,7 @@ def respond(
                        extra={"limit": rows.limit}, config=llm.config(),
                        batch_size=batch_size)  # fmt: skip
     c.finish(result.path, run)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("respond")(respond)
