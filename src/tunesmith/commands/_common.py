@@ -27,6 +27,7 @@ __all__ = [
     "OUT",
     "PPL_FIELD",
     "PROMPTS_DIR",
+    "TEMPLATES_HELP",
     "DataOptions",
     "LLMOptions",
     "RunOptions",
@@ -49,6 +50,7 @@ BATCH = typer.Option(64, "--batch-size", help="Rows per checkpointed batch.")
 PPL_FIELD = typer.Option(
     "instruction", "--field", help="instruction, input, output, prompt or text."
 )
+TEMPLATES_HELP = "Folder overriding the prompt templates."  # a generator's own prompts
 PROMPTS_DIR = typer.Option(
     None, "--prompts-dir", help="Folder overriding packaged prompt templates."
 )

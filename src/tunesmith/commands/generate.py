@@ -67,9 +67,7 @@ class GenerateOptions(OptionGroup):
     prompt_style: str = _option(
         "raw", "--prompt-style", help="raw completion prompts, or chat (one user turn)."
     )
-    prompts_dir: Path | None = _option(
-        None, "--prompts-dir", help="Folder overriding the prompt templates."
-    )
+    prompts_dir: Path | None = _option(None, "--prompts-dir", help=c.TEMPLATES_HELP)
     max_rounds: int | None = _option(
         None, "--max-rounds", help="Stop after this many request batches."
     )

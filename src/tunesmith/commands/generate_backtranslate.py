@@ -66,9 +66,7 @@ class BacktranslateOptions(OptionGroup):
         False, "--with-seeds", help="Write the seed rows (tagged seed) into kept.jsonl too."
     )
     batch_size: int = _option(16, "--batch-size", help="Rows per checkpointed batch.")
-    prompts_dir: Path | None = _option(
-        None, "--prompts-dir", help="Folder overriding the prompt templates."
-    )
+    prompts_dir: Path | None = _option(None, "--prompts-dir", help=c.TEMPLATES_HELP)
     seed: str = _option("42", "--seed", help="RNG seed (few-shot example choice).")
 
     def params(self) -> dict[str, Any]:
