@@ -74,7 +74,7 @@ class HeuristicOptions(OptionGroup):
 
     def stage(self) -> Stage:
         """The filter these options describe (the negated flags turn rules off)."""
-        from tunesmith.filters import heuristics as h
+        from tunesmith.filters import heuristic_filter as h
 
         words = list(self.blacklist or []) + _lines(self.blacklist_file)
         if self.self_instruct_blacklist:
@@ -131,7 +131,7 @@ def decontam(
     rows: c.DataOptions,
 ) -> None:
     """Drop rows overlapping an evaluation set (13-gram or ROUGE-L)."""
-    from tunesmith.filters.decontam import Decontaminator
+    from tunesmith.filters.decontaminator import Decontaminator
 
     stage = Decontaminator(eval_files=eval_files, n=n, rouge_threshold=rouge_threshold,
                            field=field, eval_field=eval_field)  # fmt: skip
@@ -155,7 +155,7 @@ def ppl(
     rows: c.DataOptions,
 ) -> None:
     """Perplexity filter (DiffTune 2.3): drop rows whose field has ppl above the threshold."""
-    from tunesmith.filters.perplexity import PerplexityFilter
+    from tunesmith.filters.perplexity_filter import PerplexityFilter
 
     stage = PerplexityFilter(scorer=c.make_scorer(lm), model=lm.model, field=field,
                              threshold=threshold, min_ppl=min_ppl, rescore=rescore)  # fmt: skip

@@ -52,8 +52,8 @@ def train_difftune_cmd(
 ) -> None:
     """Train a DiffTune latent diffusion model (autoencoder, then denoiser) on DATA."""
     require_torch()
-    from tunesmith.generate.difftune.config import DiffTuneConfig
-    from tunesmith.generate.difftune.train import train_difftune
+    from tunesmith.generate.diff_tune.config import DiffTuneConfig
+    from tunesmith.generate.diff_tune.train import train_difftune
     from tunesmith.io import read_records
 
     opts = dict(
@@ -98,15 +98,15 @@ class DiffTuneSampleOptions(OptionGroup):
 
     def generator(self, model: Path) -> Any:
         """The DiffTune generator of the trained model in folder ``model``."""
-        from tunesmith.generate.difftune import DiffTuneGenerator
-        from tunesmith.generate.difftune.sample import SamplingSettings
+        from tunesmith.generate.diff_tune import DiffTune
+        from tunesmith.generate.diff_tune.sample import SamplingSettings
 
         sampling = SamplingSettings(
             strategy=self.strategy, share=self.share, variance=self.variance, df=self.df,
             sampling_steps=self.sampling_steps, sampler=self.sampler, num_beams=self.num_beams,
             batch_size=self.batch_size,
         )  # fmt: skip
-        return DiffTuneGenerator(
+        return DiffTune(
             model=str(model), num_instructions=self.num_instructions, sampling=sampling,
             ppl_threshold=self.ppl_threshold, ppl_model=self.ppl_model, novelty=self.novelty,
             novelty_vs_train=self.novelty_vs_train, max_rounds=self.max_rounds,
@@ -162,7 +162,7 @@ def generate_difftune_cmd(
     require_torch()
     import torch
 
-    from tunesmith.generate.difftune.run import run_difftune
+    from tunesmith.generate.diff_tune.run import run_difftune
 
     torch.set_num_threads(llm.threads or int(os.environ.get("TUNESMITH_THREADS", "1")))
     gen = sample.generator(model)

@@ -63,7 +63,7 @@ def ifd(
     rows: c.DataOptions,
 ) -> None:
     """IFD and reverse IFD (Cherry LLM; Selective Reflection-Tuning) under a causal LM."""
-    from tunesmith.filters.ifd import IFDStage
+    from tunesmith.filters.ifd_stage import IFDStage
 
     global_pick = decision(key, top_share, min_value, max_value, key != "rifd")
     stage = IFDStage(
@@ -84,7 +84,7 @@ def ppl(
     *, lm: c.ScorerOptions, run: c.RunOptions, rows: c.DataOptions,
 ) -> None:  # fmt: skip
     """Perplexity of a field under a causal LM (all rows kept; filter with `filter ppl`)."""
-    from tunesmith.filters.perplexity import PerplexityFilter
+    from tunesmith.filters.perplexity_filter import PerplexityFilter
 
     stage = PerplexityFilter(scorer=c.make_scorer(lm), model=lm.model, field=field, threshold=None)
     result = _run_scoring(stage, data, out, "score_ppl", run, rows, batch_size=batch_size,
@@ -118,7 +118,7 @@ def quality(
     rows: c.DataOptions,
 ) -> None:
     """LLM quality score 1-5 (Humpback self-curation or AlpaGasus rating); keep score >= k."""
-    from tunesmith.filters.judge_score import PARSE_FAILURE, QualityScorer
+    from tunesmith.filters.quality_scorer import PARSE_FAILURE, QualityScorer
 
     stage = QualityScorer(rubric=rubric, min_score=min_score, fractional=fractional,
                           keep_unparsed=keep_unparsed, max_tokens=max_tokens,

@@ -100,7 +100,7 @@ def _sft_rows(data: Path, rows: c.DataOptions, reverse: bool) -> tuple[list[Any]
     """The training rows (reversed for Humpback's backward model) and how the run names them."""
     records = rows.read(data)
     if reverse:  # Humpback's M_yx: the response is the prompt, the instruction the target
-        from tunesmith.generate.backward import reverse_pairs
+        from tunesmith.generate.instruction_predictor import reverse_pairs
 
         records = reverse_pairs(records)
     limit = rows.limit
