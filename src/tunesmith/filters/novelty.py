@@ -21,7 +21,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 FIELDS = ("instruction", "input", "output", "prompt")
+#: ``exact``: this module's filter; ``minhash``: MinHash/LSH proposals verified with exact
+#: ROUGE-L (:mod:`tunesmith.filters.minhash_novelty`), for 1M+ rows; it can only miss rejections.
+MODES = ("exact", "minhash")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +143,37 @@ class NoveltyFilter:
         )
 
 
+class Decider(Protocol):
+    """What the stage needs of a filter: the exact one or the MinHash/LSH one."""
+
+    threshold: float
+    top_k: int
+
+    def check(self, candidates: Sequence[str], *, commit: bool = True) -> list[NoveltyDecision]:
+        """Decide candidates in order, each kept one joining the pool."""
+        ...
+
+
+def make_filter(
+    threshold: float, *, pool: Iterable[str] = (), top_k: int = 0, mode: str = "exact"
+) -> Decider:
+    """The novelty filter of ``mode`` (see :data:`MODES`)."""
+    check_mode(mode, top_k)
+    if mode == "minhash":
+        from tunesmith.filters.minhash_novelty import MinHashNoveltyFilter
+
+        return MinHashNoveltyFilter(threshold, pool=pool)
+    return NoveltyFilter(threshold, pool=pool, top_k=top_k)
+
+
+def check_mode(mode: str, top_k: int = 0) -> None:
+    """ConfigError unless ``mode`` is known (top-k scores need the exact mode's whole pool)."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown novelty mode '{mode}' (choose from {', '.join(MODES)})")
+    if mode == "minhash" and top_k:
+        raise ConfigError("top_k needs mode exact (minhash scores only the proposed pairs)")
+
+
 def field_text(record: Record, field: str) -> str:
     """The text a filter reads: ``instruction``, ``input``, ``output`` or ``prompt``."""
     if field == "prompt":
@@ -149,9 +183,7 @@ def field_text(record: Record, field: str) -> str:
     return str(getattr(record, field))
 
 
-def _apply(
-    flt: NoveltyFilter, names: list[str], records: Sequence[Record], field: str
-) -> StageResult:
+def _apply(flt: Decider, names: list[str], records: Sequence[Record], field: str) -> StageResult:
     """Decide records in order; ``names`` (pool order) gets the id of every kept record."""
     result = StageResult()
     decisions = flt.check([field_text(r, field) for r in records])
@@ -178,6 +210,7 @@ def dedup_records(
     pool: Iterable[str] = (),
     field: str = "instruction",
     top_k: int = 0,
+    mode: str = "exact",
 ) -> tuple[list[Record], list[Rejected]]:
     """Drop records too similar (ROUGE-L F > threshold) to the pool or to an earlier kept record.
 
@@ -187,6 +220,8 @@ def dedup_records(
         pool: texts every record is also compared with (e.g. seed instructions), named "pool[i]".
         field: the record text compared (``instruction``, ``input``, ``output`` or ``prompt``).
         top_k: also store ``rouge_l_top`` ([id, F] pairs) and ``rouge_l_mean`` (slower).
+        mode: ``exact`` or ``minhash`` (approximate: may keep a near-duplicate the exact filter
+            drops; a kept row's ``rouge_l_max`` is then the max over the verified pairs only).
 
     Returns:
         Kept records (with ``scores["rouge_l_max"]``) and rejections (score = max F, reason
@@ -195,7 +230,7 @@ def dedup_records(
     if field not in FIELDS:
         raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
     pool_texts = list(pool)
-    flt = NoveltyFilter(threshold, pool=pool_texts, top_k=top_k)
+    flt = make_filter(threshold, pool=pool_texts, top_k=top_k, mode=mode)
     names = [f"pool[{i}]" for i in range(len(pool_texts))]
     result = _apply(flt, names, records, field)
     return result.kept, result.rejected
@@ -211,6 +246,7 @@ def dedup_to_folder(
     top_k: int = 0,
     force_new: bool = False,
     records: Sequence[Record] | None = None,
+    mode: str = "exact",
 ) -> dict[str, Any]:
     """Dedup a dataset file into a run folder (``kept.jsonl``, ``rejected.jsonl``, summary).
 
@@ -227,10 +263,12 @@ def dedup_to_folder(
     if field not in FIELDS:
         raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
     NoveltyFilter(threshold, top_k=top_k)  # validates the settings before any reading
+    check_mode(mode, top_k)
     records = read_records(data) if records is None else records
     _check_unique_ids(records, data)
     pool = [field_text(r, field) for r in read_records(pool_path)] if pool_path else []
     config = {"data": str(data), "threshold": threshold, "field": field, "top_k": top_k}
+    config["mode"] = mode  # in the resume guard: an exact run never continues as minhash
     config["pool"] = str(pool_path) if pool_path else None
     driver = RunDriver.open(out, method="dedup", config=config, keeps_ledger=False,
                             inputs=fingerprint([*records, *pool]), resumable=("pool",),
@@ -238,13 +276,13 @@ def dedup_to_folder(
     with driver:
         start = time.perf_counter()
         kept, rejected = dedup_records(
-            records, threshold=threshold, pool=pool, field=field, top_k=top_k
+            records, threshold=threshold, pool=pool, field=field, top_k=top_k, mode=mode
         )
         elapsed = time.perf_counter() - start
         driver.report(StageResult(kept, rejected), NoveltyStage.name, log=False)
         summary: dict[str, Any] = {"rows": len(records), "kept": len(kept)}
         summary.update(rejected=len(rejected), pool=len(pool), threshold=threshold, field=field)
-        summary.update(top_k=top_k, elapsed_s=round(elapsed, 4))
+        summary.update(top_k=top_k, mode=mode, elapsed_s=round(elapsed, 4))
         driver.write_artifact("summary.json", summary)
         driver.finish("done", **summary)
     return summary
@@ -264,7 +302,8 @@ class NoveltyStage(Stage):
     """Pipeline stage: the ROUGE-L novelty filter (Self-Instruct 0.7, SeDi-Instruct 0.85).
 
     Unlike most stages it is stateful across batches: the pool keeps every record kept so far,
-    so batches must run in order in one process.
+    so batches must run in order in one process. ``mode: minhash`` swaps in the approximate
+    filter of :mod:`tunesmith.filters.minhash_novelty` (default ``exact``).
     """
 
     name = "novelty"
@@ -276,19 +315,24 @@ class NoveltyStage(Stage):
         field: str = "instruction",
         top_k: int = 0,
         pool: Sequence[str] = (),
+        mode: str = "exact",
     ) -> None:
+        check_mode(mode, top_k)  # cheap, and here a recipe's error names its file and line
         self.threshold = threshold
         self.field = field
         self.top_k = top_k
         self.pool = tuple(pool)
-        self._filter: NoveltyFilter | None = None
+        self.mode = mode
+        self._filter: Decider | None = None
         self._names: list[str] = []
 
     def setup(self) -> None:
         if self.field not in FIELDS:
             raise ConfigError(f"unknown field '{self.field}' (choose from {', '.join(FIELDS)})")
         if self._filter is None:
-            self._filter = NoveltyFilter(self.threshold, pool=self.pool, top_k=self.top_k)
+            self._filter = make_filter(
+                self.threshold, pool=self.pool, top_k=self.top_k, mode=self.mode
+            )
             self._names = [f"pool[{i}]" for i in range(len(self.pool))]
 
     def run(self, records: Sequence[Record], llm: LLM | None = None) -> StageResult:
