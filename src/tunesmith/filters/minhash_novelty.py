@@ -11,7 +11,8 @@ as the exact filter), ``F = 2 * LCS / (m + n)``. Let a text's *features* be its 
 ``(token, k)`` (the k-th repeat of a token), the features of
 :class:`~tunesmith.filters.rouge_index.RougeIndex`; two texts share ``o`` of them (their multiset
 token overlap) and ``LCS <= o``. Their feature-set Jaccard is ``J = o / (m + n - o)``, increasing
-in ``o / (m + n)``, so ``F > t`` implies ``o / (m + n) > t / 2`` and ``J > t / (2 - t) = J0``:
+in ``o / (m + n)``, so ``F > t`` implies ``o / (m + n) > t / 2`` and ``J > t / (2 - t) = J0``
+(``>=`` in floats: rouge-score's F can exceed t by an ulp where ``2 * o / (m + n) == t``):
 0.538 at t = 0.7, 0.739 at 0.85. Every pair the exact filter would reject on has ``J > J0``
 (plain token *sets* give no such bound: "a a a a b" vs "a a a a c" has F = 0.8, set J = 1/3).
 
