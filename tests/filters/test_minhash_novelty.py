@@ -41,7 +41,7 @@ def variants(text: str) -> list[str]:
         text.replace(" ", "  ").rstrip(".") + "!",  # same tokens again
         " ".join(words[:-1]) + ".",  # last word dropped
         " ".join([*words, "please"]) + ".",  # a word added
-        " ".join(words[:3] + ["quickly"] + words[3:]) + ".",  # a word inserted
+        " ".join([*words[:3], "quickly", *words[3:]]) + ".",  # a word inserted
     ]
 
 
