@@ -257,3 +257,16 @@ def test_recall_on_alpaca_with_near_duplicates(alpaca_9k_path: Path, seed_tasks_
         stats = compare_decisions(exact, minhash_decisions(texts, threshold=threshold, pool=seeds))
         assert stats["exact_rejected"] > 200
         assert stats["recall"] >= 0.99 and stats["precision"] >= 0.99, stats
+
+
+def test_repeated_tokens_count_as_occurrences_not_a_set() -> None:
+    """Eight repeats of a word plus "a" vs plus "b": F = 0.89 but token-set Jaccard 1/3, which
+    LSH at 0.85 would rarely propose; occurrence features (Jaccard 0.8) find every such pair."""
+    texts = []
+    for i in range(30):
+        word = f"w{i}"
+        texts += [" ".join([word] * 8 + ["a"]), " ".join([word] * 8 + ["b"])]
+    exact = NoveltyFilter(0.85).check(texts)
+    approx = minhash_decisions(texts, threshold=0.85)
+    assert sum(not d.kept for d in exact) == 30
+    assert [d.kept for d in approx] == [d.kept for d in exact]
