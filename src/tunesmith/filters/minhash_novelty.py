@@ -69,6 +69,9 @@ _FEW = 12  # fewer proposals than this: verify one by one (a batched call costs 
 _LOCAL = 1 << 31  # proposals >= this are rows of the current chunk, not yet pool items
 _EMPTY = np.uint64(1 << 63)  # keys of rows without tokens: unique, never in the pool
 _U32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_NO_KEYS, _NO_ITEMS = np.empty(0, dtype=np.uint32), np.empty(0, dtype=np.int32)
+_HASH_BLOCK = 256  # rows hashed per numpy pass: hashes x features x 8 bytes stays ~10 MB
 
 
 def lsh_params(threshold: float, *, target: float = 0.99) -> tuple[int, int]:
@@ -97,46 +100,55 @@ def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
 
 
 class _Runs:
-    """The pool's band keys as sorted runs (``key`` uint64, ``item`` int32), merged LSM-style."""
+    """The pool's band keys as sorted runs, one array per band, merged LSM-style.
+
+    A run holds, per band, the low 32 bits of its items' keys (sorted) and the items: 8 bytes
+    per item and band. Merging band by band frees each old band as it goes, so a merge needs
+    one band's worth of extra memory, not a run's.
+    """
 
     def __init__(self) -> None:
-        self.runs: list[tuple[NDArray[np.uint64], NDArray[np.int32]]] = []
+        self.runs: list[tuple[list[NDArray[np.uint32]], list[NDArray[np.int32]]]] = []
 
     def add(self, keys: NDArray[np.uint64], items: NDArray[np.int32]) -> None:
         """Add ``keys`` (n x bands) of pool ``items`` (n,)."""
         if not items.size:
             return
-        flat_keys = keys.ravel()
-        flat_items = np.repeat(items, keys.shape[1])
-        order = np.argsort(flat_keys, kind="stable")
-        self.runs.append((flat_keys[order], flat_items[order]))
+        low = (keys & _LOW32).astype(np.uint32)
+        orders = [np.argsort(low[:, band], kind="stable") for band in range(keys.shape[1])]
+        self.runs.append(
+            ([low[order, band] for band, order in enumerate(orders)], [items[o] for o in orders])
+        )
         # merge while the newest run is at least half the one before: O(log n) runs, each row
         # re-sorted O(log n) times in all
-        while len(self.runs) > 1 and 2 * self.runs[-1][0].size >= self.runs[-2][0].size:
+        while len(self.runs) > 1 and 2 * self.runs[-1][1][0].size >= self.runs[-2][1][0].size:
             (k2, i2), (k1, i1) = self.runs.pop(), self.runs.pop()
-            k, i = np.concatenate([k1, k2]), np.concatenate([i1, i2])
-            order = np.argsort(k, kind="stable")
-            self.runs.append((k[order], i[order]))
+            for band in range(len(k1)):
+                k, i = np.concatenate([k1[band], k2[band]]), np.concatenate([i1[band], i2[band]])
+                order = np.argsort(k, kind="stable")
+                k1[band], i1[band] = k[order], i[order]
+                k2[band], i2[band] = _NO_KEYS, _NO_ITEMS  # free the merged band now
+            self.runs.append((k1, i1))
 
     def query(self, keys: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Pairs ``(row, item)`` of query rows and pool items sharing a key (repeats possible)."""
-        rows_of = np.repeat(np.arange(keys.shape[0], dtype=np.int64), keys.shape[1])
-        flat = keys.ravel()
+        low = (keys & _LOW32).astype(np.uint32)
         rows, items = [], []
-        order = np.argsort(flat)  # sorted needles make searchsorted several times faster
-        rows_of, flat = rows_of[order], flat[order]
-        for run_keys, run_items in self.runs:
-            lo = np.searchsorted(run_keys, flat, side="left")
-            count = np.searchsorted(run_keys, flat, side="right") - lo
-            hit = count > 0
-            lo, count = lo[hit], count[hit]
-            if not count.size:
-                continue
-            # positions lo, lo+1, ..., lo+count-1 for every hit, without a Python loop
-            ends = np.cumsum(count)
-            pos = np.arange(int(ends[-1])) - np.repeat(ends - count - lo, count)
-            rows.append(np.repeat(rows_of[hit], count))
-            items.append(run_items[pos].astype(np.int64))
+        for band in range(keys.shape[1]):
+            order = np.argsort(low[:, band])  # sorted needles make searchsorted much faster
+            needles = low[order, band]
+            for run_keys, run_items in self.runs:
+                lo = np.searchsorted(run_keys[band], needles, side="left")
+                count = np.searchsorted(run_keys[band], needles, side="right") - lo
+                hit = np.flatnonzero(count)
+                if not hit.size:
+                    continue
+                lo, count = lo[hit], count[hit]
+                # positions lo, lo+1, ..., lo+count-1 for every hit, without a Python loop
+                ends = np.cumsum(count)
+                pos = np.arange(int(ends[-1])) - np.repeat(ends - count - lo, count)
+                rows.append(np.repeat(order[hit], count))
+                items.append(run_items[band][pos].astype(np.int64))
         if not rows:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty
@@ -295,6 +307,14 @@ class MinHashNoveltyFilter:
         top = int(np.argmax(scores))  # the first maximum: items are in pool order
         return (float(scores[top]), items[top]) if scores[top] > 0 else (0.0, None)
 
+    def _minima(
+        self, features: NDArray[np.uint64], starts: NDArray[np.int64]
+    ) -> NDArray[np.uint64]:
+        """Per row (features ``starts[i]:starts[i + 1]``), the minimum of each hash function."""
+        # hashes x features, so that the minimum over each row's features runs along memory
+        hashed = (self._mul[:, None] * _mix64(features ^ self._salt) + self._add[:, None]) >> _U32
+        return np.minimum.reduceat(hashed, starts, axis=1).T
+
     def _token_ids(self, tokens: list[str]) -> list[int]:
         vocab, ids = self._vocab, []
         for token in tokens:
@@ -324,13 +344,16 @@ class MinHashNoveltyFilter:
             dtype=np.uint64,
             count=int(lens.sum()),
         )
-        # hashes x features, so that the minimum over each row's features runs along memory
-        hashed = (self._mul[:, None] * _mix64(flat ^ self._salt) + self._add[:, None]) >> _U32
         sig = np.zeros((n_rows, self._mul.size), dtype=np.uint64)
         nonempty = lens > 0
-        if flat.size:  # minimum over each row's features (rows in order, empty ones skipped)
-            starts = (np.cumsum(lens) - lens)[nonempty]
-            sig[nonempty] = np.minimum.reduceat(hashed, starts, axis=1).T
+        ends = np.cumsum(lens)
+        for lo in range(0, n_rows, _HASH_BLOCK):
+            hi = min(lo + _HASH_BLOCK, n_rows)
+            f0, f1 = int(ends[lo] - lens[lo]), int(ends[hi - 1])
+            if f1 > f0:
+                block = nonempty[lo:hi]
+                starts = (ends[lo:hi] - lens[lo:hi] - f0)[block]
+                sig[lo:hi][block] = self._minima(flat[f0:f1], starts)
         banded = sig.reshape(n_rows, self.bands, self.rows)
         band_hash = _mix64((banded * self._band_mul).sum(axis=2, dtype=np.uint64)) >> _U32
         keys = band_hash | (np.arange(self.bands, dtype=np.uint64) << _U32)
