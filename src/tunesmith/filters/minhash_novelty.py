@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 from numpy.typing import NDArray
@@ -278,7 +279,9 @@ class MinHashNoveltyFilter:
         items = np.concatenate([items, earlier + _LOCAL])
         m = lens[rows]
         possible = 2.0 * np.minimum(m, other) > (self.threshold - MARGIN) * (m + other)
-        pairs = np.unique((rows[possible] << 32) | items[possible])
+        pairs = np.sort((rows[possible] << 32) | items[possible])
+        if pairs.size:  # drop repeats (a pair proposed by several bands)
+            pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]
         bounds = np.searchsorted(pairs >> 32, np.arange(keys.shape[0] + 1)).tolist()
         return bounds, (pairs & 0xFFFFFFFF).tolist()
 
@@ -301,7 +304,7 @@ class MinHashNoveltyFilter:
             return best, nearest
         # many proposals: one bit-parallel call, rouge-score's float formula vectorised
         index = np.array(items, dtype=np.intp)
-        choices = [self._seqs[j] for j in items]
+        choices = itemgetter(*items)(self._seqs)  # a tuple, built in C
         lcs = process.cdist([seq], choices, scorer=LCSseq.similarity, dtype=np.int32, workers=1)
         scores = rouge_f_vector(lcs[0], len(seq), self._lens.data[index])
         top = int(np.argmax(scores))  # the first maximum: items are in pool order
