@@ -13,7 +13,7 @@ as the exact filter), ``F = 2 * LCS / (m + n)``. Let a text's *features* be its 
 token overlap) and ``LCS <= o``. Their feature-set Jaccard is ``J = o / (m + n - o)``, increasing
 in ``o / (m + n)``, so ``F > t`` implies ``o / (m + n) > t / 2`` and ``J > t / (2 - t) = J0``
 (``>=`` in floats: rouge-score's F can exceed t by an ulp where ``2 * o / (m + n) == t``):
-0.538 at t = 0.7, 0.739 at 0.85. Every pair the exact filter would reject on has ``J > J0``
+0.538 at t = 0.7, 0.739 at 0.85. Every pair the exact filter would reject on has ``J >= J0``
 (plain token *sets* give no such bound: "a a a a b" vs "a a a a c" has F = 0.8, set J = 1/3).
 
 **MinHash and the S-curve.** The minimum of a random hash over a feature set agrees between two
@@ -23,10 +23,11 @@ bucket iff some band agrees entirely, with probability ``1 - (1 - J**rows)**band
 in ``J`` (Indyk and Motwani 1998; Leskovec, Rajaraman and Ullman, *Mining of Massive Datasets*
 ch. 3). :func:`lsh_params` picks ``rows`` from the threshold and the fewest ``bands`` that put
 the curve at >= 0.99 at ``J0``: a pair at the very edge of rejection is proposed with
-probability >= 0.99, pairs above the edge (higher J) more often, exact duplicates always.
-Unrelated instructions (J ~ 0.1-0.3: shared stop words) rarely collide, so few pairs are
-verified. For t = 0.7 that is rows = 4, bands = 53 (212 hashes; 0.994 at J0, 0.3 x 1e-2 false
-proposals per pair at J = 0.2); for t = 0.85, rows = 6, bands = 27.
+probability >= 0.99, pairs above the edge (higher J) more often, exact duplicates always. For
+t = 0.7: 53 bands x 4 rows (0.99 at J0; 0.08 at J = 0.2 and 0.35 at J = 0.3, the range of
+unrelated instructions sharing stop words); for 0.85: 26 x 6 (0.002 at J = 0.2). Below about
+t = 0.6 no curve separates the two (t = 0.5: 0.80 at J = 0.2), most pairs get verified, and the
+exact mode is the better choice.
 
 **What is guaranteed.** Every score reported is the exact rouge-score F of a real pair, and a
 candidate is rejected only when such a pair exceeds ``t``, so against the same pool the
@@ -37,11 +38,12 @@ in the approximate pool, and a later row close to it but to nothing in the exact
 by the approximate filter only (a cascade). Precision against the exact filter is 1.0 until the
 first missed rejection, and is measured after it (``benchmarks/novelty_approx.py``).
 
-**Layout.** Signatures are computed in numpy for a whole batch (one hash per feature, then
-``bands * rows`` multiply-shift hashes and a segmented minimum). The pool's band keys are sorted
-runs (an LSM: runs of similar size are merged), queried for a whole batch at once with
-``searchsorted``; candidates kept earlier in the same batch are found through a small dict. Pool
-memory is ``bands * 12`` bytes per kept row plus its token string; nothing is N x N.
+**Layout.** Signatures are computed in numpy for a whole batch (a mixed 64-bit id per feature,
+``bands * rows`` multiply-shift hashes, a segmented minimum); the pool's band keys live in
+:class:`~tunesmith.filters.lsh_runs.BandRuns`, queried for the whole batch at once, and pairs
+inside the batch come from sorting its own keys. Proposals whose length bound
+``2 * min(m, n) / (m + n)`` cannot exceed t are dropped before verification. Memory: 8 bytes per
+band per kept row (424 at t = 0.7) plus its token string; nothing is N x N.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
 from tunesmith.errors import ConfigError
+from tunesmith.filters.lsh_runs import BandRuns, batch_pairs
 from tunesmith.filters.novelty import NoveltyDecision
 from tunesmith.filters.rouge import rouge_f_from_lcs, rouge_f_vector, rouge_tokenize
 from tunesmith.filters.rouge_index import _MAX_VOCAB, MARGIN, IntList, _code_point, _feature_keys
@@ -70,8 +73,6 @@ _FEW = 12  # fewer proposals than this: verify one by one (a batched call costs 
 _LOCAL = 1 << 31  # proposals >= this are rows of the current chunk, not yet pool items
 _EMPTY = np.uint64(1 << 63)  # keys of rows without tokens: unique, never in the pool
 _U32 = np.uint64(32)
-_LOW32 = np.uint64(0xFFFFFFFF)
-_NO_KEYS, _NO_ITEMS = np.empty(0, dtype=np.uint32), np.empty(0, dtype=np.int32)
 _HASH_BLOCK = 256  # rows hashed per numpy pass: hashes x features x 8 bytes stays ~10 MB
 
 
@@ -79,9 +80,11 @@ def lsh_params(threshold: float, *, target: float = 0.99) -> tuple[int, int]:
     """``(bands, rows)`` for a ROUGE-L threshold: the S-curve reaches ``target`` at ``J0``.
 
     ``J0 = t / (2 - t)`` is the least feature Jaccard of a pair with ROUGE-L F > t (see the
-    module docstring). ``rows`` grows with the threshold (a higher J0 affords longer bands, which
-    cut false proposals faster than they cost hashes); ``bands`` is the fewest that give
-    ``1 - (1 - J0**rows)**bands >= target``.
+    module docstring). ``rows`` grows with the threshold: a higher J0 affords longer bands, which
+    cut false proposals faster than they cost hashes (measured at t = 0.7 on the 52K real texts
+    of ``benchmarks/novelty.py``: rows 3, 4, 5 with 28, 53, 100 bands took 9.1, 4.8, 5.2 s CPU,
+    recall 0.9998, 0.9991, 1.0). ``bands`` is the fewest giving ``1 - (1 - J0**rows)**bands >=
+    target``.
     """
     if not 0.0 < threshold < 1.0:
         raise ConfigError(f"minhash mode needs a threshold in (0, 1), got {threshold}")
@@ -98,62 +101,6 @@ def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
-
-
-class _Runs:
-    """The pool's band keys as sorted runs, one array per band, merged LSM-style.
-
-    A run holds, per band, the low 32 bits of its items' keys (sorted) and the items: 8 bytes
-    per item and band. Merging band by band frees each old band as it goes, so a merge needs
-    one band's worth of extra memory, not a run's.
-    """
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[list[NDArray[np.uint32]], list[NDArray[np.int32]]]] = []
-
-    def add(self, keys: NDArray[np.uint64], items: NDArray[np.int32]) -> None:
-        """Add ``keys`` (n x bands) of pool ``items`` (n,)."""
-        if not items.size:
-            return
-        low = (keys & _LOW32).astype(np.uint32)
-        orders = [np.argsort(low[:, band], kind="stable") for band in range(keys.shape[1])]
-        self.runs.append(
-            ([low[order, band] for band, order in enumerate(orders)], [items[o] for o in orders])
-        )
-        # merge while the newest run is at least half the one before: O(log n) runs, each row
-        # re-sorted O(log n) times in all
-        while len(self.runs) > 1 and 2 * self.runs[-1][1][0].size >= self.runs[-2][1][0].size:
-            (k2, i2), (k1, i1) = self.runs.pop(), self.runs.pop()
-            for band in range(len(k1)):
-                k, i = np.concatenate([k1[band], k2[band]]), np.concatenate([i1[band], i2[band]])
-                order = np.argsort(k, kind="stable")
-                k1[band], i1[band] = k[order], i[order]
-                k2[band], i2[band] = _NO_KEYS, _NO_ITEMS  # free the merged band now
-            self.runs.append((k1, i1))
-
-    def query(self, keys: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Pairs ``(row, item)`` of query rows and pool items sharing a key (repeats possible)."""
-        low = (keys & _LOW32).astype(np.uint32)
-        rows, items = [], []
-        for band in range(keys.shape[1]):
-            order = np.argsort(low[:, band])  # sorted needles make searchsorted much faster
-            needles = low[order, band]
-            for run_keys, run_items in self.runs:
-                lo = np.searchsorted(run_keys[band], needles, side="left")
-                count = np.searchsorted(run_keys[band], needles, side="right") - lo
-                hit = np.flatnonzero(count)
-                if not hit.size:
-                    continue
-                lo, count = lo[hit], count[hit]
-                # positions lo, lo+1, ..., lo+count-1 for every hit, without a Python loop
-                ends = np.cumsum(count)
-                pos = np.arange(int(ends[-1])) - np.repeat(ends - count - lo, count)
-                rows.append(np.repeat(order[hit], count))
-                items.append(run_items[band][pos].astype(np.int64))
-        if not rows:
-            empty = np.empty(0, dtype=np.int64)
-            return empty, empty
-        return np.concatenate(rows), np.concatenate(items)
 
 
 class MinHashNoveltyFilter:
@@ -199,7 +146,7 @@ class MinHashNoveltyFilter:
         self._seqs: list[str] = []  # one character per token, as RougeIndex
         self._lens = IntList(1024)  # tokens per pool item
         self._texts: list[str] = []
-        self._runs = _Runs()
+        self._runs = BandRuns()
         self.add_pool(pool)
 
     @property
@@ -273,7 +220,7 @@ class MinHashNoveltyFilter:
         exact filter's length filter; a float margin keeps the cut safe).
         """
         rows, items = self._runs.query(keys)
-        local_rows, earlier = _chunk_pairs(keys)
+        local_rows, earlier = batch_pairs(keys)
         rows = np.concatenate([rows, local_rows])
         other = np.concatenate([self._lens.view()[items], lens[earlier]])
         items = np.concatenate([items, earlier + _LOCAL])
@@ -363,25 +310,6 @@ class MinHashNoveltyFilter:
         empty = np.flatnonzero(~nonempty).astype(np.uint64)[:, None]
         keys[~nonempty] = _EMPTY | (empty << np.uint64(20)) | np.arange(self.bands, dtype=np.uint64)
         return keys
-
-
-def _chunk_pairs(keys: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Pairs ``(row, earlier row)`` of a chunk's rows sharing a band key (repeats possible)."""
-    flat = keys.ravel()
-    if not flat.size:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    order = np.argsort(flat, kind="stable")  # stable: rows ascending within a key
-    sorted_keys, rows = flat[order], order // keys.shape[1]
-    at = np.arange(flat.size)
-    is_first = np.empty(flat.size, dtype=bool)
-    is_first[0] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=is_first[1:])
-    start = np.maximum.accumulate(np.where(is_first, at, 0))
-    count = at - start  # how many rows earlier in the same bucket
-    ends = np.cumsum(count)
-    pos = np.arange(int(ends[-1])) - np.repeat(ends - count - start, count)
-    return np.repeat(rows, count), rows[pos]
 
 
 def minhash_decisions(
