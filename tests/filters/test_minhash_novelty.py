@@ -16,7 +16,8 @@ from tunesmith.filters.minhash_novelty import (
     lsh_params,
     minhash_decisions,
 )
-from tunesmith.filters.novelty import NoveltyFilter, NoveltyStage, dedup_records
+from tunesmith.filters.novelty import NoveltyFilter, dedup_records
+from tunesmith.filters.novelty_stage import NoveltyStage
 from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
 from tunesmith.records import Record
 

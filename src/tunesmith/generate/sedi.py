@@ -4,7 +4,7 @@
 - A seed score table: after each prompt built from seeds a, b, c that generated g instructions
   of which k were kept, each of a, b, c gets SeedGen += g and SeedKept += k;
   score = SeedKept / SeedGen. It is persisted as ``seed_scores.json`` in the run folder.
-- :meth:`SediGenerator.replace_seeds` screens candidate seeds (instructions of high-gradient-norm
+- :meth:`Sedi.replace_seeds` screens candidate seeds (instructions of high-gradient-norm
   training batches) at ROUGE-L 0.7 against the current seeds, evicts the lowest-scoring seeds and
   adds the accepted ones; it also works before the first round (after ``setup_seeds``).
 - Kept instructions get a diverse batch order (:mod:`tunesmith.train.batching`), ``batches.json``.
@@ -20,7 +20,7 @@ from typing import Any
 
 from tunesmith.driver import RunSink
 from tunesmith.errors import ConfigError
-from tunesmith.generate.alpaca import AlpacaGenerator
+from tunesmith.generate.alpaca import Alpaca
 from tunesmith.generate.loop import PromptPlan
 from tunesmith.generate.seeds import SeedTask
 from tunesmith.llm.client import LLM
@@ -96,48 +96,25 @@ class SeedScoreTable:
         tmp.replace(p)
 
 
-class SediGenerator(AlpacaGenerator):
+@dataclasses.dataclass(kw_only=True, eq=False)
+class Sedi(Alpaca):
     """SeDi-Instruct generation: Alpaca prompts, ROUGE-L 0.85, seed scores, diverse batches.
 
     Args:
         threshold: ROUGE-L near-duplicate threshold (0.85).
         train_batch_size: the batch size the diverse batch order is built for (16 in the paper).
         embedder: texts -> vectors for the batch order (default: the packaged MiniLM).
-        The others: as for :class:`AlpacaGenerator`.
+        The others: as for :class:`Alpaca`.
     """
 
     method = "sedi"
 
-    def __init__(
-        self,
-        *,
-        num_instructions: int = 100,
-        prompt_tasks: int = 3,
-        num_tasks: int = 20,
-        prompts_per_batch: int = 5,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        max_tokens: int = 3072,
-        threshold: float = 0.85,
-        seed: int = 42,
-        max_rounds: int | None = None,
-        patience: int = 10,
-        top_k: int = 0,
-        prompt_style: str = "raw",
-        prompts_dir: str | Path | None = None,
-        strict_parsing: bool = False,
-        train_batch_size: int = 16,
-        embedder: Callable[[list[str]], Any] | None = None,
-    ) -> None:
-        super().__init__(
-            num_instructions=num_instructions, prompt_tasks=prompt_tasks, num_tasks=num_tasks,
-            prompts_per_batch=prompts_per_batch, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, threshold=threshold, seed=seed, max_rounds=max_rounds,
-            patience=patience, top_k=top_k, prompt_style=prompt_style, prompts_dir=prompts_dir,
-            strict_parsing=strict_parsing,
-        )  # fmt: skip
-        self.train_batch_size = train_batch_size
-        self.embedder = embedder
+    threshold: float = 0.85
+    train_batch_size: int = 16
+    embedder: Callable[[list[str]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.table = SeedScoreTable()
         self._seed_ids: list[str] = []
         self._sink: RunSink | None = None
