@@ -60,7 +60,7 @@ from rapidfuzz.distance import LCSseq
 
 from tunesmith.errors import ConfigError
 from tunesmith.filters.lsh_runs import BandRuns, batch_pairs
-from tunesmith.filters.novelty import NoveltyDecision
+from tunesmith.filters.novelty import NoveltyDecision, PoolTexts
 from tunesmith.filters.rouge import rouge_f_from_lcs, rouge_f_vector, rouge_tokenize
 from tunesmith.filters.rouge_index import _MAX_VOCAB, MARGIN, IntList, _code_point, _feature_keys
 
@@ -103,7 +103,7 @@ def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
     return x ^ (x >> np.uint64(31))
 
 
-class MinHashNoveltyFilter:
+class MinHashNoveltyFilter(PoolTexts):
     """:class:`~tunesmith.filters.novelty.NoveltyFilter`'s ``check``, with an LSH prefilter.
 
     Args:
@@ -148,14 +148,6 @@ class MinHashNoveltyFilter:
         self._texts: list[str] = []
         self._runs = BandRuns()
         self.add_pool(pool)
-
-    @property
-    def pool_texts(self) -> list[str]:
-        """The pool in order: initial pool texts, then every kept candidate."""
-        return list(self._texts)
-
-    def __len__(self) -> int:
-        return len(self._texts)
 
     def add_pool(self, texts: Iterable[str]) -> None:
         """Add texts to the pool without deciding on them (e.g. seed instructions)."""

@@ -66,7 +66,21 @@ class NoveltyDecision:
     mean_score: float | None = None
 
 
-class NoveltyFilter:
+class PoolTexts:
+    """The pool's texts, in order: what the exact and the approximate filter share."""
+
+    _texts: list[str]
+
+    @property
+    def pool_texts(self) -> list[str]:
+        """The pool in order: initial pool texts, then every kept candidate."""
+        return list(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+class NoveltyFilter(PoolTexts):
     """Streaming ROUGE-L novelty filter with the exact decisions of ``rouge-score``.
 
     Args:
@@ -88,14 +102,6 @@ class NoveltyFilter:
         self._texts: list[str] = []
         self._index = RougeIndex()
         self.add_pool(pool)
-
-    @property
-    def pool_texts(self) -> list[str]:
-        """The pool in order: initial pool texts, then every kept candidate."""
-        return list(self._texts)
-
-    def __len__(self) -> int:
-        return len(self._texts)
 
     def add_pool(self, texts: Iterable[str]) -> None:
         """Add texts to the pool without deciding on them (e.g. seed instructions)."""
