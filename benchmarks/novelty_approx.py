@@ -237,6 +237,7 @@ above its RSS once the texts are built.
   ones made of their words (halves of two texts joined, 40% of words replaced, 10% near-duplicate
   edits of earlier rows); 1M rows was not run on this 2-core box (the exact filter alone would
   take well over the 10 minutes allowed).
+- **What it shows**: (written by hand after each run: speed-up, misses, cascades, memory.)
 - **Recall** is the share of the exact filter's rejections the approximate filter also makes;
   **precision** the share of its rejections the exact filter also makes. Every approximate
   rejection rests on an exactly scored pair above the threshold, so precision is 1.0 until the
