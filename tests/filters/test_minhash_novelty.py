@@ -239,6 +239,8 @@ def test_stage_and_dedup_records_take_the_mode() -> None:
         NoveltyStage(mode="fuzzy")
     with pytest.raises(ConfigError, match="top_k needs mode exact"):
         NoveltyStage(mode="minhash", top_k=3)
+    with pytest.raises(ConfigError, match=r"threshold in \(0, 1\), got 1.0"):
+        NoveltyStage(mode="minhash", threshold=1.0)  # at construction: a recipe names its line
 
 
 @pytest.mark.integration

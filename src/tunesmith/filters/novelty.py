@@ -162,7 +162,7 @@ def make_filter(
     threshold: float, *, pool: Iterable[str] = (), top_k: int = 0, mode: str = "exact"
 ) -> Decider:
     """The novelty filter of ``mode`` (see :data:`MODES`)."""
-    check_mode(mode, top_k)
+    check_mode(mode, top_k, threshold)
     if mode == "minhash":
         from tunesmith.filters.minhash_novelty import MinHashNoveltyFilter
 
@@ -170,12 +170,17 @@ def make_filter(
     return NoveltyFilter(threshold, pool=pool, top_k=top_k)
 
 
-def check_mode(mode: str, top_k: int = 0) -> None:
-    """ConfigError unless ``mode`` is known (top-k scores need the exact mode's whole pool)."""
+def check_mode(mode: str, top_k: int = 0, threshold: float = 0.7) -> None:
+    """ConfigError unless ``mode`` is known and fits the other settings.
+
+    Top-k scores need the exact mode's whole pool; LSH needs a threshold in (0, 1).
+    """
     if mode not in MODES:
         raise ConfigError(f"unknown novelty mode '{mode}' (choose from {', '.join(MODES)})")
     if mode == "minhash" and top_k:
         raise ConfigError("top_k needs mode exact (minhash scores only the proposed pairs)")
+    if mode == "minhash" and not 0.0 < threshold < 1.0:
+        raise ConfigError(f"minhash mode needs a threshold in (0, 1), got {threshold}")
 
 
 def field_text(record: Record, field: str) -> str:
@@ -270,7 +275,7 @@ def dedup_to_folder(
     if field not in FIELDS:
         raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
     NoveltyFilter(threshold, top_k=top_k)  # validates the settings before any reading
-    check_mode(mode, top_k)
+    check_mode(mode, top_k, threshold)
     records = read_records(data) if records is None else records
     _check_unique_ids(records, data)
     pool = [field_text(r, field) for r in read_records(pool_path)] if pool_path else []

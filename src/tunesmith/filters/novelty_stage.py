@@ -35,7 +35,9 @@ class NoveltyStage(Stage):
         pool: Sequence[str] = (),
         mode: str = "exact",
     ) -> None:
-        check_mode(mode, top_k)  # cheap, and here a recipe's error names its file and line
+        check_mode(
+            mode, top_k, threshold
+        )  # cheap, and here a recipe's error names its file and line
         self.threshold = threshold
         self.field = field
         self.top_k = top_k
