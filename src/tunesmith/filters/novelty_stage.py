@@ -35,9 +35,7 @@ class NoveltyStage(Stage):
         pool: Sequence[str] = (),
         mode: str = "exact",
     ) -> None:
-        check_mode(
-            mode, top_k, threshold
-        )  # cheap, and here a recipe's error names its file and line
+        check_mode(mode, top_k, threshold)  # here, so a recipe's error names its file:line
         self.threshold = threshold
         self.field = field
         self.top_k = top_k
