@@ -160,15 +160,11 @@ def test_never_rejects_what_exact_keeps_against_the_same_pool(
             rejected += 1
             assert not e.kept
             assert a.max_score == rouge_l_f(
-                rouge_tokenize(text), rouge_tokenize(texts_of(approx)[a.nearest])
+                rouge_tokenize(text), rouge_tokenize(approx.pool_texts[a.nearest])
             )
         else:
             exact.add_pool([text])
     assert rejected >= (20 if bands is None else 3)  # both outcomes are exercised
-
-
-def texts_of(flt: MinHashNoveltyFilter) -> list[str]:
-    return flt.pool_texts
 
 
 @pytest.mark.parametrize("seed", range(6))
