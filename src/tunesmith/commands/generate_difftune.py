@@ -129,17 +129,17 @@ class ResponderOptions(OptionGroup):
     max_calls: int | None = _option(None, "--max-calls", help="Stop before this many calls.")
 
     def config(self) -> Any:
-        """The responding LLM's client settings."""
-        from tunesmith.llm.factory import LLMConfig
+        """The responding LLM's client settings; a setting its backend does not take is ignored
+        (``--threads`` also sets DiffTune's own torch threads)."""
+        from tunesmith.llm.factory import SHARED_SETTINGS, LLMConfig, backend_settings
 
-        options: dict[str, Any] = {}
-        if self.backend == "openai":
-            base_url = self.base_url or os.environ.get(
-                "OPENAI_BASE_URL", "https://api.openai.com/v1"
-            )
-            options = {"base_url": base_url, "api_key_env": self.api_key_env}
-        elif self.backend in ("embedded", "transformers"):
-            options["threads"] = self.threads or int(os.environ.get("TUNESMITH_THREADS", "1"))
+        takes = SHARED_SETTINGS.get(self.backend, ())
+        given = {
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "threads": self.threads,
+        }
+        options = backend_settings(self.backend, {k: v for k, v in given.items() if k in takes})
         return LLMConfig(backend=self.backend, model=self.llm_model, options=options,
                          cache_path=str(self.cache) if self.cache else None,
                          use_cache=not self.no_cache, max_cost=self.max_cost,

@@ -106,7 +106,7 @@ def config_from_options(
     BACKENDS.get(backend)
     given = {"base_url": base_url, "api_key_env": api_key_env, "threads": threads,
              "concurrency": concurrency, "rpm": rpm, "tpm": tpm}  # fmt: skip
-    options = {**_backend_settings(backend, given), **(backend_options or {})}
+    options = {**backend_settings(backend, given), **(backend_options or {})}
     return LLMConfig(
         backend=backend, model=model, options=options,
         cache_path=str(cache_path) if cache_path else None, use_cache=use_cache,
@@ -115,9 +115,9 @@ def config_from_options(
     )  # fmt: skip
 
 
-def _backend_settings(backend: str, given: Mapping[str, Any]) -> dict[str, Any]:
+def backend_settings(backend: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """The shared settings ``backend`` takes (a given one it does not take is an error), with
-    the defaults of the openai and local backends filled in."""
+    the defaults of the openai (base URL, key variable) and local backends (threads) filled in."""
     from tunesmith.errors import ConfigError
 
     takes = SHARED_SETTINGS.get(backend)
