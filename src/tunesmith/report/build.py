@@ -102,8 +102,9 @@ def run_context(path: Path, *, metrics: str) -> dict[str, Any]:
     failed = rd.read_failed(path)
     ledger = rd.read_ledger(path)
     summary = rd.summarize_run(
-        run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected), n_failed=len(failed)
-    )
+        run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected), n_failed=len(failed),
+        generation=rd.generation_numbers(path, run.manifest),
+    )  # fmt: skip
     funnel = rd.build_funnel(len(kept), rejected, failed)
     curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
     curve = rd.close_curve(curve, summary)
@@ -190,8 +191,9 @@ def _runs_context(runs: Sequence[tuple[str, Path]]) -> dict[str, Any]:
         n_kept, n_rejected = len(run.kept_ids()), len(run.rejected_ids())
         n_failed = len(rd.read_failed(p))
         summary = rd.summarize_run(
-            run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected, n_failed=n_failed
-        )
+            run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected, n_failed=n_failed,
+            generation=rd.generation_numbers(p, run.manifest),
+        )  # fmt: skip
         rows.append({"name": name, **summary})
         curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
         curves.append((name, rd.close_curve(curve, summary)))

@@ -62,11 +62,15 @@ def summarize_run(
     n_kept: int,
     n_rejected: int,
     n_failed: int = 0,
+    generation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run summary: method, model, status, timings, usage totals and cost per kept row.
 
     ``elapsed_s`` is the run's wall time; ``latency_s`` is the ledger's sum of per-call latencies,
     which exceeds wall time when calls run concurrently (shown as such, with the mean per call).
+    ``generation`` (a generation run's :func:`generation_numbers`) replaces the row counts by the
+    console's and compare-generators' instruction counts: ``kept`` is then kept instructions, and
+    ``kept_rows`` the rows of ``kept.jsonl`` (Self-Instruct keeps one row per instance).
     """
     total = {k: (ledger.get("total") or {}).get(k, 0) for k in USAGE_KEYS}
     config = manifest.get("config") or {}
@@ -92,6 +96,9 @@ def summarize_run(
         "latency_per_call_s": (total["latency_s"] / total["calls"]) if total["calls"] else None,
         "cost_per_kept": (total["cost_usd"] / n_kept) if n_kept else None,
         "calls_per_kept": (total["calls"] / n_kept) if n_kept else None,
+        "kept_rows": n_kept,
+        "unit": "rows",
+        **(_instruction_counts(generation) if generation else {}),
         "stages": {
             str(tag): {k: usage.get(k, 0) for k in USAGE_KEYS}
             for tag, usage in (ledger.get("stages") or {}).items()
@@ -101,6 +108,26 @@ def summarize_run(
         "prompts": manifest.get("prompts") or {},
         "summary": manifest.get("summary") or {},
     }
+
+
+def generation_numbers(path: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A generation run's numbers as the console and compare-generators print them (None when
+    ``path`` is not a run of a compared method, or has no ledger yet)."""
+    from tunesmith.generate.compare import GENERATION_STAGE, method_row
+
+    method = str(manifest.get("method", ""))
+    if method not in GENERATION_STAGE or not (path / "ledger.json").is_file():
+        return None
+    params = (manifest.get("config") or {}).get("params") or {}
+    target = int(params.get("num_instructions") or 0)
+    status = "budget" if "budget" in str(manifest.get("status", "")) else "done"
+    row = method_row(path, method, target, status)
+    return {**row, "target": target or None, "why": row["why"] if target else ""}
+
+
+def _instruction_counts(row: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("generated", "kept", "calls_per_kept", "cost_per_kept", "tokens_per_kept")
+    return {"unit": "instructions", **{k: row[k] for k in (*keys, "target", "why")}}
 
 
 def build_funnel(
