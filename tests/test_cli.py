@@ -214,17 +214,29 @@ def test_no_command_imports_another_command() -> None:
                     assert name.split(".")[-1].startswith("_"), (path.name, name)
 
 
-def test_every_run_command_writes_its_report_and_counts_failed_rows(tmp_path: Path) -> None:
+def test_every_run_command_writes_its_report_and_counts_failed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import tunesmith.embeddings
+
+    # select's embedder is not what this test is about (tests/select runs the real MiniLM)
+    monkeypatch.setattr(tunesmith.embeddings, "embed",
+                        lambda texts, model=None: np.eye(len(texts), dtype=np.float32))  # fmt: skip
     data = tmp_path / "d.jsonl"
     rows = [{"instruction": f"Explain topic number {i} in detail.", "output": "It is a long and "
              f"careful answer about topic {i}."} for i in range(3)]  # fmt: skip
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "eval.jsonl").write_text(json.dumps(rows[0]) + "\n")
     commands = {
         "heuristics": ["filter", "heuristics", str(data), "--any-language"],
+        "decontam": ["filter", "decontam", str(data), "--eval", str(tmp_path / "eval.jsonl")],
         "dedup": ["dedup", str(data)],
         "quality": ["score", "quality", str(data), "-b", "fake"],
+        "select": ["select", str(data), "--k", "2"],
         "reflect": ["reflect", str(data), "-b", "fake", "--mode", "response"],
-    }
+    }  # score ppl / ifd and filter ppl load a model: tests/scoring/test_cli_ppl.py and test_cli.py
     for name, args in commands.items():
         out = tmp_path / name
         result = runner.invoke(app, [*args, "--out", str(out)])
