@@ -100,12 +100,13 @@ def run_context(path: Path, *, metrics: str) -> dict[str, Any]:
     kept = run.read_kept()
     rejected = run.read_rejected()
     failed = rd.read_failed(path)
+    unchanged = rd.unchanged_rows(kept)
     ledger = rd.read_ledger(path)
     summary = rd.summarize_run(
         run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected), n_failed=len(failed),
-        generation=rd.generation_numbers(path, run.manifest),
+        n_unchanged=len(unchanged), generation=rd.generation_numbers(path, run.manifest),
     )  # fmt: skip
-    funnel = rd.build_funnel(len(kept), rejected, failed)
+    funnel = rd.build_funnel(len(kept), rejected, failed, unchanged)
     curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
     curve = rd.close_curve(curve, summary)
     rejected_items = [rd.rejected_record(row) for row in rejected]

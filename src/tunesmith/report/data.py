@@ -20,7 +20,7 @@ from typing import Any
 
 from tunesmith.errors import DataError
 from tunesmith.records import Record
-from tunesmith.runs import RunDir
+from tunesmith.runs import RunDir, failed_step
 
 EXAMPLES_PER_STAGE = 3
 MAX_FIELD_CHARS = 2000
@@ -62,6 +62,7 @@ def summarize_run(
     n_kept: int,
     n_rejected: int,
     n_failed: int = 0,
+    n_unchanged: int = 0,
     generation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run summary: method, model, status, timings, usage totals and cost per kept row.
@@ -71,6 +72,8 @@ def summarize_run(
     ``generation`` (a generation run's :func:`generation_numbers`) replaces the row counts by the
     console's and compare-generators' instruction counts: ``kept`` is then kept instructions, and
     ``kept_rows`` the rows of ``kept.jsonl`` (Self-Instruct keeps one row per instance).
+    ``unchanged`` counts kept rows whose LLM step failed (kept as they were, see
+    :func:`unchanged_rows`).
     """
     total = {k: (ledger.get("total") or {}).get(k, 0) for k in USAGE_KEYS}
     config = manifest.get("config") or {}
@@ -92,6 +95,7 @@ def summarize_run(
         "kept": n_kept,
         "rejected": n_rejected,
         "failed": n_failed,
+        "unchanged": n_unchanged,
         **total,
         "latency_per_call_s": (total["latency_s"] / total["calls"]) if total["calls"] else None,
         "cost_per_kept": (total["cost_usd"] / n_kept) if n_kept else None,
@@ -130,10 +134,24 @@ def _instruction_counts(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"unit": "instructions", **{k: row[k] for k in (*keys, "target", "why")}}
 
 
+def unchanged_rows(kept: Iterable[Record]) -> list[dict[str, Any]]:
+    """Kept rows whose LLM step failed, as funnel rows (a reflection the model did not follow
+    keeps the original row: kept, not improved); the reason names the stage and its failure."""
+    rows = []
+    for rec in kept:
+        stage = failed_step(rec.meta)
+        if stage is not None:
+            failure = rec.meta[stage].get("failure") or "failed"
+            rows.append({"id": rec.id, "instruction": rec.instruction, "output": rec.output,
+                         "score": None, "reason": f"{stage}: {failure}"})  # fmt: skip
+    return rows
+
+
 def build_funnel(
     n_kept: int,
     rejected: Sequence[Mapping[str, Any]],
     failed: Sequence[Mapping[str, Any]] = (),
+    unchanged: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Generated -> failed -> removed by each stage (in order of first rejection) -> kept.
 
@@ -142,6 +160,7 @@ def build_funnel(
         rejected: rows of ``rejected.jsonl`` (each with ``rejected_by``, ``score``, ``reason``).
         failed: rows of ``failed.jsonl``: rows whose LLM call failed (``status``, ``message``);
             they were never decided, and a rerun with ``--retry-failed`` tries them again.
+        unchanged: kept rows whose LLM step failed (:func:`unchanged_rows`): kept, not improved.
 
     Returns:
         ``{"generated", "kept", "failed", "steps": [{stage, removed, remaining, share, scores,
@@ -171,7 +190,14 @@ def build_funnel(
                 "examples": [_example(r) for r in rows[:EXAMPLES_PER_STAGE]],
             }
         )
-    return {"generated": generated, "kept": n_kept, "failed": len(failed), "steps": steps}
+    return {
+        "generated": generated,
+        "kept": n_kept,
+        "failed": len(failed),
+        "unchanged": len(unchanged),
+        "unchanged_examples": [_example(r) for r in unchanged[:EXAMPLES_PER_STAGE]],
+        "steps": steps,
+    }
 
 
 def read_failed(path: Path) -> list[dict[str, Any]]:
