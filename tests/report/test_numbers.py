@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,12 @@ def test_report_says_what_the_console_and_the_manifest_say(tmp_path: Path, metho
     if method == "self-instruct":
         assert kept_rows > kept, "one row per instance: rows and instructions differ"
     html = write_run_report(run.path).read_text(encoding="utf-8")
-    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
     assert f"{generated} generated instructions {kept} kept instructions ({kept_rows} rows)" in text
+    # kept != asked is explained on the page as on the console (generate -n N keeps N or says why)
+    assert summary["why"] == row["why"] and (kept == 8) == (not row["why"])
+    if row["why"]:
+        assert f"kept {kept} of the 8 instructions asked: {row['why']}" in text
 
 
 def test_a_comparison_report_shows_the_comparison_table_numbers(tmp_path: Path) -> None:
