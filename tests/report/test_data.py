@@ -38,7 +38,21 @@ def test_funnel_counts_from_rejected_jsonl(run_dir: Path) -> None:
 
 def test_funnel_with_nothing_rejected() -> None:
     funnel = rd.build_funnel(5, [])
-    assert funnel == {"generated": 5, "kept": 5, "failed": 0, "steps": []}
+    assert funnel == {"generated": 5, "kept": 5, "failed": 0, "unchanged": 0,
+                      "unchanged_examples": [], "steps": []}  # fmt: skip
+
+
+def test_kept_rows_whose_llm_step_failed_are_counted_with_the_reason() -> None:
+    failed = {"reflection": {"status": "failed", "failure": "no [Better Answer] section"}}
+    kept = [Record(id="a", instruction="x", meta=failed), Record(id="b", instruction="y"),
+            Record(id="c", instruction="z", meta={"reflection": {"status": "ok"}})]  # fmt: skip
+    unchanged = rd.unchanged_rows(kept)
+    assert [(r["id"], r["reason"]) for r in unchanged] == [
+        ("a", "reflection: no [Better Answer] section")
+    ]
+    funnel = rd.build_funnel(3, [], [], unchanged)
+    assert funnel["unchanged"] == 1 and funnel["kept"] == 3
+    assert funnel["unchanged_examples"][0]["reason"] == "reflection: no [Better Answer] section"
 
 
 def test_curve_from_events_jsonl(run_dir: Path) -> None:
