@@ -27,7 +27,7 @@ from markupsafe import Markup
 from tunesmith import __version__
 from tunesmith.errors import DataError
 from tunesmith.records import Record
-from tunesmith.report import charts
+from tunesmith.report import charts, curves
 from tunesmith.report import data as rd
 from tunesmith.report.metrics import (
     LENGTH_FIELDS,
@@ -107,8 +107,8 @@ def run_context(path: Path, *, metrics: str) -> dict[str, Any]:
         n_unchanged=len(unchanged), generation=rd.generation_numbers(path, run.manifest),
     )  # fmt: skip
     funnel = rd.build_funnel(len(kept), rejected, failed, unchanged)
-    curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
-    curve = rd.close_curve(curve, summary)
+    curve = curves.build_curve(run.read_events(), started=run.manifest.get("started"))
+    curve = curves.close_curve(curve, summary)
     rejected_items = [rd.rejected_record(row) for row in rejected]
     rejected_items += [rd.failed_record(row) for row in failed]
     datasets: list[tuple[str, Sequence[Record], bool]] = [("kept", kept, True)]
@@ -185,7 +185,7 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
 
 def _runs_context(runs: Sequence[tuple[str, Path]]) -> dict[str, Any]:
     """One summary row per run and their curves on shared axes (SeDi-Instruct, Figure 1)."""
-    rows, curves = [], []
+    rows, run_curves = [], []
     for name, p in runs:
         run = rd.open_run(p)
         ledger = rd.read_ledger(p)
@@ -196,10 +196,10 @@ def _runs_context(runs: Sequence[tuple[str, Path]]) -> dict[str, Any]:
             generation=rd.generation_numbers(p, run.manifest),
         )  # fmt: skip
         rows.append({"name": name, **summary})
-        curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
-        curves.append((name, rd.close_curve(curve, summary)))
+        curve = curves.build_curve(run.read_events(), started=run.manifest.get("started"))
+        run_curves.append((name, curves.close_curve(curve, summary)))
     svgs = []
-    by_calls = [(n, c["points"]) for n, c in curves if c["points"] and c["x"] == "calls"]
+    by_calls = [(n, c["points"]) for n, c in run_curves if c["points"] and c["x"] == "calls"]
     if by_calls:
         svgs.append(
             charts.line_chart(
