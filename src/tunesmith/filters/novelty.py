@@ -247,6 +247,14 @@ def dedup_records(
     return result.kept, result.rejected
 
 
+def _check_settings(field: str, threshold: float, top_k: int, mode: str) -> None:
+    """Refuse bad dedup settings before any data is read."""
+    if field not in FIELDS:
+        raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
+    NoveltyFilter(threshold, top_k=top_k)  # its constructor validates threshold and top_k
+    check_mode(mode, top_k, threshold)
+
+
 def dedup_to_folder(
     data: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -272,10 +280,7 @@ def dedup_to_folder(
     from tunesmith.filters.novelty_stage import NoveltyStage
     from tunesmith.io import read_records
 
-    if field not in FIELDS:
-        raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
-    NoveltyFilter(threshold, top_k=top_k)  # validates the settings before any reading
-    check_mode(mode, top_k, threshold)
+    _check_settings(field, threshold, top_k, mode)
     records = read_records(data) if records is None else records
     _check_unique_ids(records, data)
     pool = [field_text(r, field) for r in read_records(pool_path)] if pool_path else []

@@ -78,20 +78,8 @@ def summarize_run(
     """
     total = {k: (ledger.get("total") or {}).get(k, 0) for k in USAGE_KEYS}
     config = manifest.get("config") or {}
-    llm: Mapping[str, Any] = config["llm"] if isinstance(config.get("llm"), Mapping) else {}
-    started, finished = manifest.get("started"), manifest.get("finished")
-    elapsed = manifest.get("elapsed_s")
-    if elapsed is None and isinstance(started, int | float):
-        elapsed = (finished or time.time()) - started
     return {
-        "method": str(manifest.get("method", "")),
-        "status": str(manifest.get("status", "")),
-        "model": str(llm.get("model") or config.get("model") or manifest.get("model") or ""),
-        "backend": str(llm.get("backend") or config.get("backend") or ""),
-        "started": _iso(started),
-        "finished": _iso(finished),
-        "elapsed_s": elapsed,
-        "resumed": int(manifest.get("resumed", 0) or 0),
+        **_run_identity(manifest, config),
         "generated": n_kept + n_rejected + n_failed,
         "kept": n_kept,
         "rejected": n_rejected,
@@ -112,6 +100,25 @@ def summarize_run(
         "versions": manifest.get("versions") or {},
         "prompts": manifest.get("prompts") or {},
         "summary": manifest.get("summary") or {},
+    }
+
+
+def _run_identity(manifest: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Method, status, model, backend and timings of a run, from its manifest."""
+    llm: Mapping[str, Any] = config["llm"] if isinstance(config.get("llm"), Mapping) else {}
+    started, finished = manifest.get("started"), manifest.get("finished")
+    elapsed = manifest.get("elapsed_s")
+    if elapsed is None and isinstance(started, int | float):
+        elapsed = (finished or time.time()) - started
+    return {
+        "method": str(manifest.get("method", "")),
+        "status": str(manifest.get("status", "")),
+        "model": str(llm.get("model") or config.get("model") or manifest.get("model") or ""),
+        "backend": str(llm.get("backend") or config.get("backend") or ""),
+        "started": _iso(started),
+        "finished": _iso(finished),
+        "elapsed_s": elapsed,
+        "resumed": int(manifest.get("resumed", 0) or 0),
     }
 
 
@@ -177,20 +184,8 @@ def build_funnel(
         (stage, rows, False) for stage, rows in by_stage.items()
     ]
     for stage, rows, is_failed in groups:
-        reaching = remaining
+        steps.append(_funnel_step(stage, rows, is_failed, reaching=remaining))
         remaining -= len(rows)
-        steps.append(
-            {
-                "stage": stage,
-                "failed": is_failed,
-                "removed": len(rows),
-                "reaching": reaching,
-                "remaining": remaining,
-                "share": len(rows) / reaching if reaching else 0.0,
-                "scores": None if is_failed else _score_summary(r.get("score") for r in rows),
-                "examples": [_example(r) for r in rows[:EXAMPLES_PER_STAGE]],
-            }
-        )
     return {
         "generated": generated,
         "kept": n_kept,
@@ -198,6 +193,22 @@ def build_funnel(
         "unchanged": len(unchanged),
         "unchanged_examples": [_example(r) for r in unchanged[:EXAMPLES_PER_STAGE]],
         "steps": steps,
+    }
+
+
+def _funnel_step(
+    stage: str, rows: Sequence[Mapping[str, Any]], is_failed: bool, *, reaching: int
+) -> dict[str, Any]:
+    """One funnel step: the rows ``stage`` removed out of the ``reaching`` rows that got to it."""
+    return {
+        "stage": stage,
+        "failed": is_failed,
+        "removed": len(rows),
+        "reaching": reaching,
+        "remaining": reaching - len(rows),
+        "share": len(rows) / reaching if reaching else 0.0,
+        "scores": None if is_failed else _score_summary(r.get("score") for r in rows),
+        "examples": [_example(r) for r in rows[:EXAMPLES_PER_STAGE]],
     }
 
 
