@@ -4,18 +4,22 @@ Pure stages (no model, no LLM) run as Ray tasks; stages that load a model or cal
 an actor pool, so ``setup`` runs once per actor, not once per batch. Stages that must see every
 row at once (dedup, selection) run in the driver process, as in the local engine.
 
-The driver consumes the results in input order (``preserve_order``) and reports each finished
-batch to the run driver, which writes the one run folder: its content is the one the local
-engine writes. Rows already in the folder are not sent again (resume); LLM answers live in the
-job's shared request cache (:mod:`tunesmith.engines.ray_llm`), so a batch re-executed after a
-worker died, or after the driver was killed, replays its finished calls from the cache.
+Rows travel as Parquet shards in the stage's ``staging/`` folder (:mod:`tunesmith.engines.shards`):
+the driver writes the input shards, each worker reads one and writes its output shard, and the
+driver merges the output shards in input order (``preserve_order``) through the run driver, which
+writes the one run folder: its content is the one the local engine writes. A killed driver finds
+the shards its workers finished on disk and merges them without running them again; rows already
+in the folder are not sent again; LLM answers live in the job's shared request cache
+(:mod:`tunesmith.engines.ray_llm`), so a shard re-executed after a worker died replays its
+finished calls from the cache. Workers count their calls under the run's ledger id, so the driver
+counts every paid call from the cache's usage rows, including those of a worker that died.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +27,19 @@ import numpy as np
 import ray
 from ray._private import ray_constants
 
-from tunesmith.engines.ray_llm import add_usage, start_services, worker_llm
+from tunesmith.engines.ray_llm import ActorCache, add_usage, start_services, worker_llm
+from tunesmith.engines.shards import (
+    Shard,
+    finished,
+    inputs_key,
+    plan_shards,
+    read_result,
+    read_rows,
+    write_result,
+    write_rows,
+)
 from tunesmith.errors import ConfigError
-from tunesmith.llm.cache import default_cache_path
+from tunesmith.llm.cache import RequestCache, default_cache_path
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.usage import Budget, Ledger
 from tunesmith.records import Record
@@ -77,33 +91,53 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
                  log_to_driver=False)  # fmt: skip
 
 
-class _StageWorker:
-    """One actor of the pool: builds the stage (and its LLM client) once, then runs batches."""
+def _run_shards(
+    stage: Stage, llm: Any, run_id: str, batch: dict[str, np.ndarray]
+) -> dict[str, list[int]]:
+    """Run ``stage`` on each input shard of ``batch`` and write its output shard.
 
-    def __init__(self, spec: tuple[str, dict[str, Any]], llm: tuple[Any, Any, Any] | None):
+    A shard's usage is counted in a ledger of the run's own id, so each call it pays is stored
+    with a usage row of this run (one SQLite transaction with the answer): the driver counts it
+    from the cache even when this worker dies before its shard is merged.
+    """
+    done = []
+    for index, source, target in zip(batch["index"], batch["source"], batch["target"], strict=True):
+        records = read_rows(Path(source))
+        ledger = Ledger(run_id=run_id)
+        if llm is not None:
+            llm.ledger = ledger
+        result = stage.run(records, llm)
+        write_result(Path(target), result, inputs=inputs_key(records), usage=ledger.to_dict())
+        done.append(int(index))
+    return {"index": done}
+
+
+class _ShardWorker:
+    """One actor of the pool: builds the stage (and its LLM client) once, then runs shards."""
+
+    def __init__(
+        self, spec: tuple[str, dict[str, Any]], llm: tuple[Any, Any, Any] | None, run_id: str
+    ) -> None:
         from tunesmith import registry
 
         self.stage: Stage = registry.stages.get(spec[0])(**spec[1])
         self.stage.setup()
         self.llm = worker_llm(*llm) if llm is not None else None
+        self.run_id = run_id
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
-        records = [pickle.loads(b) for b in batch["row"]]
-        ledger = Ledger()
-        if self.llm is not None:
-            self.llm.ledger = ledger  # this batch's usage only; the driver sums them
-        result = self.stage.run(records, self.llm)
-        return {"blob": [pickle.dumps((result, ledger.to_dict()))]}
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[int]]:
+        return _run_shards(self.stage, self.llm, self.run_id, batch)
 
 
-def _pure_batch(spec: tuple[str, dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def run(batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
+def _pure_shards(
+    spec: tuple[str, dict[str, Any]], run_id: str
+) -> Callable[[dict[str, np.ndarray]], dict[str, list[int]]]:
+    def run(batch: dict[str, np.ndarray]) -> dict[str, list[int]]:
         from tunesmith import registry
 
         stage = registry.stages.get(spec[0])(**spec[1])
         stage.setup()
-        result = stage.run([pickle.loads(b) for b in batch["row"]], None)
-        return {"blob": [pickle.dumps((result, Ledger().to_dict()))]}
+        return _run_shards(stage, None, run_id, batch)
 
     return run
 
@@ -149,32 +183,68 @@ class RayRunner:
         done_ids: set[str],
         ledger: Ledger,
         on_batch: Callable[[StageResult], None],
+        staging: Path,
     ) -> None:
-        """Run ``stage`` over the rows not in ``done_ids``; report each batch, in input order."""
-        todo = [r for r in records if r.id not in done_ids]
+        """Run ``stage`` over the rows not in ``done_ids``, through Parquet shards in
+        ``staging`` (:mod:`tunesmith.engines.shards`); report each shard, in input order, and
+        remove ``staging`` once the stage is done."""
+        cache = self._ledger_cache(stage)
+        if cache is not None:  # calls paid after the last save (a killed driver, or worker)
+            ledger.catch_up(cache)
+        shards = plan_shards(records, batch_size, done_ids, staging)
+        ready = {s.index: found for s in shards if (found := finished(s)) is not None}
+        todo = [s for s in shards if s.index not in ready]
+        for shard in todo:
+            shard.target.unlink(missing_ok=True)  # written for other rows: redone
+            write_rows(shard.source, shard.rows)
+        results = iter(self._map(spec, stage, todo, ledger.run_id))
+        for shard in shards:
+            if shard.index in ready:
+                result, usage = ready[shard.index]
+            else:
+                index = next(results)
+                if index != shard.index:  # preserve_order is what keeps the folder's order
+                    raise RuntimeError(f"shard {index} came back before shard {shard.index}")
+                result, usage = read_result(shard.target)
+            add_usage(ledger, usage, paid=cache is None)
+            on_batch(result)
+            if cache is not None:
+                ledger.catch_up(cache)
+            self._check_budget(ledger)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def _ledger_cache(self, stage: Stage) -> RequestCache | None:
+        """The shared cache the run's paid calls are counted from (None: no cache, then the
+        shards' own usage is the count)."""
+        if not stage.uses_llm:
+            return None
+        _, store = self.services()
+        # an ActorCache serves the RequestCache interface that Ledger.catch_up reads
+        return ActorCache(store) if store is not None else None  # type: ignore[return-value]
+
+    def _map(
+        self, spec: tuple[str, dict[str, Any]], stage: Stage, todo: list[Shard], run_id: str
+    ) -> Iterator[int]:
+        """The index of each shard of ``todo`` as a worker finishes it, in ``todo``'s order."""
         if not todo:
             return
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # the folder's rows in the local order
-        data = ray.data.from_items([{"row": pickle.dumps(r)} for r in todo],
-                                   override_num_blocks=max(1, -(-len(todo) // batch_size)))  # fmt: skip
-        kwargs: dict[str, Any] = {"batch_size": batch_size, "zero_copy_batch": True}
+        items = [{"index": s.index, "source": str(s.source), "target": str(s.target)} for s in todo]
+        data = ray.data.from_items(items, override_num_blocks=len(items))
+        kwargs: dict[str, Any] = {"batch_size": 1, "num_cpus": 0.5}
         if stage.uses_llm or type(stage).setup is not Stage.setup:
             llm = None
             if stage.uses_llm:
                 limiter, store = self.services()
                 llm = (self.llm_config or LLMConfig(), limiter, store)
-            mapped = data.map_batches(_StageWorker, fn_constructor_args=(spec, llm),
-                                      num_cpus=0.5,
-                                      compute=ray.data.ActorPoolStrategy(size=self.workers), **kwargs)  # fmt: skip
+            pool = ray.data.ActorPoolStrategy(size=self.workers)
+            mapped = data.map_batches(_ShardWorker, fn_constructor_args=(spec, llm, run_id),
+                                      compute=pool, **kwargs)  # fmt: skip
         else:
-            mapped = data.map_batches(_pure_batch(spec), num_cpus=0.5, **kwargs)
+            mapped = data.map_batches(_pure_shards(spec, run_id), **kwargs)
         for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-            for blob in out["blob"]:
-                result, usage = pickle.loads(blob)
-                add_usage(ledger, usage)
-                on_batch(result)
-                self._check_budget(ledger)
+            yield from (int(i) for i in out["index"])
 
     def _check_budget(self, ledger: Ledger) -> None:
         """Stop (resumably) once the job's ``max_calls``/``max_cost`` is reached; batches still
