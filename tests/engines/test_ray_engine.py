@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 from tests.servers import StubOpenAIServer  # noqa: E402
-from tunesmith.engines.ray_engine import LOOPBACK, is_loopback, loopback_only  # noqa: E402
+from tunesmith.engines.ray_connect import LOOPBACK, is_loopback, loopback_only  # noqa: E402
 from tunesmith.recipes import load_recipe, run_recipe  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -352,6 +352,20 @@ def test_finished_shards_are_merged_from_disk(cluster, tmp_path):
     assert [r.meta.get("planted") for res in got for r in res.kept] == [True] * 2 + [None] * 4
     assert [r.id for res in got for r in res.kept] == [r.id for r in want.kept]
     assert got[1].kept == want.kept[2:4] and not staging.exists()
+
+
+def test_worker_that_cannot_see_the_run_folder_is_one_error(cluster, tmp_path):
+    from tunesmith import registry
+    from tunesmith.engines.ray_engine import RayRunner
+    from tunesmith.engines.shards import plan_shards
+    from tunesmith.errors import ConfigError
+    from tunesmith.records import Record
+
+    spec = ("heuristics", {"english_only": False, "drop_duplicate_outputs": False})
+    stage = registry.stages.get(spec[0])(**spec[1])
+    shards = plan_shards([Record(id="a", instruction="Name two rivers.")], 1, set(), tmp_path)
+    with pytest.raises(ConfigError, match=r"not on node 127\.0\.0\.1; .* storage every node sees"):
+        list(RayRunner()._map(spec, stage, shards, "run"))  # its input shard was never written
 
 
 def near_duplicates(n: int) -> list[Any]:

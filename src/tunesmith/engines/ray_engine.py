@@ -17,7 +17,6 @@ counts every paid call from the cache's usage rows, including those of a worker 
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,8 +24,8 @@ from typing import Any
 
 import numpy as np
 import ray
-from ray._private import ray_constants
 
+from tunesmith.engines.ray_connect import connect
 from tunesmith.engines.ray_llm import ActorCache, add_usage, start_services, worker_llm
 from tunesmith.engines.shards import (
     Shard,
@@ -45,50 +44,8 @@ from tunesmith.llm.usage import Budget, Ledger
 from tunesmith.records import Record
 from tunesmith.stages import Stage, StageResult
 
-SRC = str(Path(__file__).resolve().parents[2])
-
-
-LOOPBACK = "127.0.0.1"
-
-
-def is_loopback(address: str | None) -> bool:
-    """Whether ``address`` means a cluster on this machine's loopback (``None``: a new local one)."""
-    if not address:
-        return True
-    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def loopback_only() -> None:
-    """Keep a local cluster's processes (GCS, raylets, workers, this driver) on 127.0.0.1.
-
-    Ray 2.60 rewrites a loopback node or GCS address to the machine's outward IP
-    (``services.resolve_ip_for_localhost``), even ``_node_ip_address="127.0.0.1"``, so a driver
-    of a loopback cluster dials the GCS on an address nothing listens on and hangs. Ray keeps
-    loopback only when multi-host clusters are off: the environment variable covers the processes
-    Ray starts, the constant covers this one (it read the variable when it imported ray).
-    """
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-
-
-def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one on 127.0.0.1."""
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if is_loopback(address):
-        loopback_only()
-    path = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-    runtime_env = {"env_vars": {"PYTHONPATH": path}}
-    if address:
-        try:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"--ray-address {address}: cannot join the cluster ({exc})") from None
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
-                 log_to_driver=False)  # fmt: skip
+#: why a worker cannot find an input shard: the run folder is not on storage it sees
+_NOT_SHARED = "on a cluster of several machines the run folder must be on storage every node sees"
 
 
 def _run_shards(
@@ -102,6 +59,9 @@ def _run_shards(
     """
     done = []
     for index, source, target in zip(batch["index"], batch["source"], batch["target"], strict=True):
+        if not Path(source).exists():
+            node = ray.util.get_node_ip_address()
+            raise FileNotFoundError(f"{source}: not on node {node}; {_NOT_SHARED}")
         records = read_rows(Path(source))
         ledger = Ledger(run_id=run_id)
         if llm is not None:
@@ -140,6 +100,15 @@ def _pure_shards(
         return _run_shards(stage, None, run_id, batch)
 
     return run
+
+
+def _not_shared(exc: BaseException) -> str | None:
+    """The worker's "run folder not on this node" line, from the traceback Ray hands back (the
+    worker's exception itself does not survive Ray Data's wrapping)."""
+    for line in str(exc).splitlines():
+        if _NOT_SHARED in line:
+            return line.removeprefix("FileNotFoundError: ").strip()
+    return None
 
 
 class RayRunner:
@@ -243,8 +212,14 @@ class RayRunner:
                                       compute=pool, **kwargs)  # fmt: skip
         else:
             mapped = data.map_batches(_pure_shards(spec, run_id), **kwargs)
-        for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-            yield from (int(i) for i in out["index"])
+        try:
+            for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                yield from (int(i) for i in out["index"])
+        except ray.exceptions.RayTaskError as exc:
+            line = _not_shared(exc)
+            if line is not None:  # a node that cannot see the run folder
+                raise ConfigError(line) from None
+            raise
 
     def _check_budget(self, ledger: Ledger) -> None:
         """Stop (resumably) once the job's ``max_calls``/``max_cost`` is reached; batches still
