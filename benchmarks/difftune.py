@@ -39,9 +39,13 @@ REPO = Path(__file__).resolve().parents[1]
 def setup(preset: str, rows: int) -> tuple[Any, Any, Any, list[str], Any]:
     """Config, a fresh autoencoder and denoiser of the preset's size, texts, tokenizer."""
     from difftune_table3 import split
-    from tunesmith.generate.difftune.autoencoder import LatentAutoencoder, new_bart, train_tokenizer
-    from tunesmith.generate.difftune.config import DiffTuneConfig
-    from tunesmith.generate.difftune.denoiser import Denoiser
+    from tunesmith.generate.diff_tune.autoencoder import (
+        LatentAutoencoder,
+        new_bart,
+        train_tokenizer,
+    )
+    from tunesmith.generate.diff_tune.config import DiffTuneConfig
+    from tunesmith.generate.diff_tune.denoiser import Denoiser
 
     cfg = DiffTuneConfig.from_preset(preset)
     texts = [r.instruction for r in split()[0][:rows]]
@@ -54,7 +58,7 @@ def setup(preset: str, rows: int) -> tuple[Any, Any, Any, list[str], Any]:
 
 def time_fit(cfg: Any, model: Any, loss_fn: Any, steps: int, batch: int, n: int, ema: Any) -> float:
     """Steps/s of tunesmith's loop (writes its log and one checkpoint into a temp folder)."""
-    from tunesmith.generate.difftune.train import fit
+    from tunesmith.generate.diff_tune.train import fit
 
     cfg.save_steps = steps
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,8 +83,8 @@ def time_plain(model: Any, loss_fn: Any, steps: int, batch: int, lr: float) -> f
 
 
 def training(preset: str, steps: int) -> dict[str, float]:
-    from tunesmith.generate.difftune.diffusion import GaussianDiffusion
-    from tunesmith.generate.difftune.train import batch_ids
+    from tunesmith.generate.diff_tune.diffusion import GaussianDiffusion
+    from tunesmith.generate.diff_tune.train import batch_ids
 
     cfg, ae, den, texts, tok = setup(preset, 2000)
     diff = GaussianDiffusion(steps=cfg.diffusion_steps, schedule=cfg.schedule,
@@ -122,9 +126,9 @@ def plain_ddim(model: Any, z: torch.Tensor, mask: torch.Tensor, steps: int) -> t
 
 
 def sampling(model_dir: Path | None, preset: str, n: int, steps: int) -> dict[str, float]:
-    from tunesmith.generate.difftune.config import DiffTuneConfig
-    from tunesmith.generate.difftune.diffusion import GaussianDiffusion
-    from tunesmith.generate.difftune.sample import (
+    from tunesmith.generate.diff_tune.config import DiffTuneConfig
+    from tunesmith.generate.diff_tune.diffusion import GaussianDiffusion
+    from tunesmith.generate.diff_tune.sample import (
         DiffTuneModel,
         SamplingSettings,
         load_model,
@@ -139,8 +143,8 @@ def sampling(model_dir: Path | None, preset: str, n: int, steps: int) -> dict[st
         diff = GaussianDiffusion(steps=1000, schedule="linear", objective="pred_x0", loss="l1")
         model = DiffTuneModel(ae, tok, den.eval(), diff, DiffTuneConfig.from_preset(preset),
                               {12: 1, 16: 1, 20: 1}, texts)  # fmt: skip
-    from tunesmith.generate.difftune.noise import draw_noise
-    from tunesmith.generate.difftune.sample import sample_lengths
+    from tunesmith.generate.diff_tune.noise import draw_noise
+    from tunesmith.generate.diff_tune.sample import sample_lengths
 
     # the same work on both sides: seed 1 fixes lengths and noise, DDIM makes the rest fixed
     ddim = SamplingSettings(sampling_steps=steps, sampler="ddim", batch_size=n)

@@ -26,8 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def scratch(texts: list[str]) -> tuple[Any, Any, Any]:
-    from tunesmith.generate.difftune.autoencoder import LatentAutoencoder, new_bart, train_tokenizer
-    from tunesmith.generate.difftune.config import DiffTuneConfig
+    from tunesmith.generate.diff_tune.autoencoder import (
+        LatentAutoencoder,
+        new_bart,
+        train_tokenizer,
+    )
+    from tunesmith.generate.diff_tune.config import DiffTuneConfig
 
     cfg = DiffTuneConfig.from_preset("small")
     tok = train_tokenizer(texts, cfg.vocab_size)

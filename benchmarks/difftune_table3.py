@@ -52,8 +52,8 @@ def split(seed: int = 0, test_share: float = 0.1) -> tuple[list[Any], list[Any]]
 
 
 def train(work: Path, preset: str, **overrides: Any) -> dict[str, Any]:
-    from tunesmith.generate.difftune.config import DiffTuneConfig
-    from tunesmith.generate.difftune.train import train_difftune
+    from tunesmith.generate.diff_tune.config import DiffTuneConfig
+    from tunesmith.generate.diff_tune.train import train_difftune
 
     train_rows, _ = split()
     cfg = DiffTuneConfig.from_preset(preset, **overrides)
@@ -69,8 +69,8 @@ def sample_strategy(
     model: Any, strategy: str, n: int, steps: int, seed: int
 ) -> tuple[list[Any], float]:
     """n sampled instructions scored by the perplexity filter: (records with ppl, seconds)."""
-    from tunesmith.filters.perplexity import PerplexityFilter
-    from tunesmith.generate.difftune.sample import SamplingSettings, sample_instructions
+    from tunesmith.filters.perplexity_filter import PerplexityFilter
+    from tunesmith.generate.diff_tune.sample import SamplingSettings, sample_instructions
     from tunesmith.records import Record
 
     t0 = time.time()
@@ -107,8 +107,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     first k kept of each strategy, k the smallest kept count (rep-n and Self-BLEU depend on
     set size, so sets are compared at equal size).
     """
-    from tunesmith.filters.perplexity import PerplexityFilter
-    from tunesmith.generate.difftune.sample import load_model
+    from tunesmith.filters.perplexity_filter import PerplexityFilter
+    from tunesmith.generate.diff_tune.sample import load_model
     from tunesmith.metrics.stats import compute_stats
 
     train_rows, held_out = split()

@@ -10,8 +10,8 @@ import pytest
 
 from tunesmith.driver import RunDriver
 from tunesmith.errors import BackendError, ConfigError, DataError
-from tunesmith.filters.heuristics import HeuristicFilter
-from tunesmith.generate.respond import ResponseGenerator
+from tunesmith.filters.heuristic_filter import HeuristicFilter
+from tunesmith.generate.response_generator import ResponseGenerator
 from tunesmith.jobs import run_record_job
 from tunesmith.llm.base import Completion, OnDone, Request
 from tunesmith.llm.factory import LLMConfig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.llm.logprob_helpers import FakeLogProb
-from tunesmith.filters.ifd import IFDStage
+from tunesmith.filters.ifd_stage import IFDStage
 from tunesmith.records import Record, score_fields
 
 SCORES = {"ifd": 0.4, "rifd": 0.3, "ppl": 12.0, "ppl_output": 8.0, "quality": 5, "rouge_l_max": 0.2}

@@ -16,17 +16,49 @@ from tunesmith.records import Record
 from tunesmith.stages import LLMStage, Rejected, Stage
 
 
-def test_stage_keys_are_their_class_in_snake_case() -> None:
+def module_stem(target: object) -> str:
+    """The file name (or package name) a class or function is defined in, without ``.py``."""
+    return str(getattr(target, "__module__", "")).rsplit(".", 1)[-1]
+
+
+def naming_problems(entries: list[tuple[str, str, tuple[str, ...]]]) -> list[str]:
+    """Entries whose key, module file and snake_case class name are not all the same."""
+    problems = []
+    for key, path, _ in entries:
+        module, _, attr = path.partition(":")
+        stem = module.rsplit(".", 1)[-1]
+        named = attr if attr[:1].isupper() else stem  # trainers are functions: key = module
+        if not key == stem == registry.snake_case(named):
+            problems.append(f"{key}: module {stem}, class {attr}")
+    return problems
+
+
+def test_every_builtin_key_is_its_module_file_and_snake_case_class() -> None:
+    assert registry.BUILTINS["stages"] and registry.BUILTINS["generators"]
+    for kind, entries in registry.BUILTINS.items():
+        assert naming_problems(entries) == [], kind
+        for key, path, _ in entries:
+            target = registry.KINDS[kind].get(key)
+            assert f"{target.__module__}:{target.__name__}" == path  # no re-export shims
+            assert module_stem(target) == key
+
+
+def test_the_naming_check_notices_a_mismatched_entry() -> None:
+    bad = [("heuristics", "tunesmith.filters.heuristic_filter:HeuristicFilter", ())]
+    assert naming_problems(bad) == ["heuristics: module heuristic_filter, class HeuristicFilter"]
+    wrong_class = [("sedi", "tunesmith.generate.sedi:SediGenerator", ())]
+    assert naming_problems(wrong_class) == ["sedi: module sedi, class SediGenerator"]
+
+
+def test_stages_declare_per_record() -> None:
     for key in registry.stages:
         cls = registry.stages.get(key)
-        assert registry.snake_case(cls.__name__) == key
         assert issubclass(cls, Stage) and isinstance(cls.per_record, bool | property)
 
 
-def test_generator_keys_are_their_module_file_and_take_explicit_keywords() -> None:
+def test_generators_take_explicit_keywords() -> None:
     for key in registry.generators:
         cls = registry.generators.get(key)
-        assert cls.__module__ == f"tunesmith.generate.{key}"
         kinds = {p.kind for p in inspect.signature(cls).parameters.values()}
         assert kinds == {inspect.Parameter.KEYWORD_ONLY}, f"{key} takes **kwargs"
 
@@ -34,6 +66,21 @@ def test_generator_keys_are_their_module_file_and_take_explicit_keywords() -> No
 def test_short_names_resolve_and_unknown_names_suggest() -> None:
     assert registry.stages.get("dedup") is registry.stages.get("novelty_stage")
     assert registry.generators.key("self-instruct") == "self_instruct"
+    assert registry.generators.key("difftune") == "diff_tune"
+    for short in (
+        "heuristics",
+        "novelty",
+        "dedup",
+        "decontam",
+        "ppl",
+        "ifd",
+        "quality",
+        "reflect",
+        "respond",
+        "select",
+        "backtranslate",
+    ):
+        assert short in registry.stages, short
     with pytest.raises(ConfigError, match="did you mean 'heuristics'"):
         registry.stages.get("heuristic")
     with pytest.raises(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.errors import BudgetExceeded
-from tunesmith.generate.respond import ResponseGenerator
+from tunesmith.generate.response_generator import ResponseGenerator
 from tunesmith.jobs import run_record_job
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.fake import FakeBackend

@@ -1,11 +1,14 @@
 """The registry of stages and generators (later judges and trainers), with "did you mean" errors.
 
 One registry per kind, all here: ``registry.stages``, ``registry.generators``, ``registry.judges``,
-``registry.trainers``. The key of an entry is the snake_case name of its class (``HeuristicFilter``
--> ``heuristic_filter``) or, for generators, the module file that holds the method
-(``generate/sedi.py`` -> ``sedi``); the short names recipes and the CLI use (``heuristics``,
-``dedup``, ``self-instruct``) are aliases. Adding a stage, generator or judge is one file plus one
-line in ``BUILTINS`` below, nothing else.
+``registry.trainers``. One naming rule for every built-in (data-juicer's): **key = module file =
+snake_case class**. A stage is named by what it is (``HeuristicFilter`` in
+``filters/heuristic_filter.py``, key ``heuristic_filter``); a generator is named by its method,
+without a suffix (``SelfInstruct`` in ``generate/self_instruct.py``, key ``self_instruct``;
+``DiffTune``, a package, in ``generate/diff_tune/__init__.py``, key ``diff_tune``); a trainer is
+a run function keyed by its module (``train/sft.py`` -> ``sft``). The short names recipes and the
+CLI use (``heuristics``, ``dedup``, ``self-instruct``, ``difftune``) are aliases. Adding a stage,
+generator or judge is one file plus one line in ``BUILTINS`` below, nothing else.
 
 Built-ins are registered as ``"module:Class"`` strings and imported only when used, so a plain
 install never imports torch or llama.cpp just to print ``--help``. Third-party packages add
@@ -97,32 +100,32 @@ KINDS: dict[str, Registry[Any]] = {
     "trainers": trainers,
 }
 
-#: kind -> [(key, "module:Class", aliases)]; the key is the class in snake_case (stages) or the
-#: module file of the method (generators).
+#: kind -> [(key, "module:Class", aliases)]; key == module file == the class in snake_case
+#: (tests/test_registry.py checks it for every entry).
 BUILTINS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "stages": [
-        ("heuristic_filter", "tunesmith.filters.heuristics:HeuristicFilter", ("heuristics",)),
-        ("novelty_stage", "tunesmith.filters.novelty:NoveltyStage", ("novelty", "dedup")),
-        ("decontaminator", "tunesmith.filters.decontam:Decontaminator", ("decontam",)),
-        ("perplexity_filter", "tunesmith.filters.perplexity:PerplexityFilter", ("ppl",)),
-        ("ifd_stage", "tunesmith.filters.ifd:IFDStage", ("ifd",)),
-        ("quality_scorer", "tunesmith.filters.judge_score:QualityScorer", ("quality",)),
-        ("reflection_stage", "tunesmith.refine.reflection:ReflectionStage", ("reflect",)),
-        ("response_generator", "tunesmith.generate.respond:ResponseGenerator", ("respond",)),
-        ("select_stage", "tunesmith.select.diversity:SelectStage", ("select",)),
-        ("instruction_predictor", "tunesmith.generate.backward:InstructionPredictor",
+        ("heuristic_filter", "tunesmith.filters.heuristic_filter:HeuristicFilter", ("heuristics",)),
+        ("novelty_stage", "tunesmith.filters.novelty_stage:NoveltyStage", ("novelty", "dedup")),
+        ("decontaminator", "tunesmith.filters.decontaminator:Decontaminator", ("decontam",)),
+        ("perplexity_filter", "tunesmith.filters.perplexity_filter:PerplexityFilter", ("ppl",)),
+        ("ifd_stage", "tunesmith.filters.ifd_stage:IFDStage", ("ifd",)),
+        ("quality_scorer", "tunesmith.filters.quality_scorer:QualityScorer", ("quality",)),
+        ("reflection_stage", "tunesmith.refine.reflection_stage:ReflectionStage", ("reflect",)),
+        ("response_generator", "tunesmith.generate.response_generator:ResponseGenerator", ("respond",)),
+        ("select_stage", "tunesmith.select.select_stage:SelectStage", ("select",)),
+        ("instruction_predictor", "tunesmith.generate.instruction_predictor:InstructionPredictor",
          ("backtranslate",)),
-        ("self_curation", "tunesmith.generate.backtranslation:SelfCuration", ()),
+        ("self_curation", "tunesmith.generate.self_curation:SelfCuration", ()),
     ],
     "generators": [
-        ("self_instruct", "tunesmith.generate.self_instruct:SelfInstructGenerator",
+        ("self_instruct", "tunesmith.generate.self_instruct:SelfInstruct",
          ("self-instruct",)),
-        ("alpaca", "tunesmith.generate.alpaca:AlpacaGenerator", ()),
-        ("sedi", "tunesmith.generate.sedi:SediGenerator", ()),
-        ("backtranslation", "tunesmith.generate.backtranslation:BacktranslationGenerator",
+        ("alpaca", "tunesmith.generate.alpaca:Alpaca", ()),
+        ("sedi", "tunesmith.generate.sedi:Sedi", ()),
+        ("backtranslation", "tunesmith.generate.backtranslation:Backtranslation",
          ("backtranslate",)),
-        ("dynosaur", "tunesmith.generate.dynosaur:DynosaurGenerator", ()),
-        ("difftune", "tunesmith.generate.difftune:DiffTuneGenerator", ()),
+        ("dynosaur", "tunesmith.generate.dynosaur:Dynosaur", ()),
+        ("diff_tune", "tunesmith.generate.diff_tune:DiffTune", ("difftune",)),
     ],
     # trainers: keyed by module file, like generators; the entry is the run function
     "trainers": [

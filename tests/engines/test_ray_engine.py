@@ -387,7 +387,7 @@ def near_duplicates(n: int) -> list[Any]:
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 0.85])
 def test_exact_novelty_on_shards_equals_single_process(cluster, threshold):
     from tunesmith.engines.ray_novelty import novelty_on_ray
-    from tunesmith.filters.novelty import NoveltyStage
+    from tunesmith.filters.novelty_stage import NoveltyStage
 
     records = near_duplicates(160)
     pool = ["Describe owls tea moss"]

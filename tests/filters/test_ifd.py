@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.llm.logprob_helpers import FakeLogProb, direct_ppl, scorer
-from tunesmith.filters.ifd import IFDStage, ifd_prefixes, score_ifd
+from tunesmith.filters.ifd import ifd_prefixes, score_ifd
+from tunesmith.filters.ifd_stage import IFDStage
 from tunesmith.records import Record
 
 PAIRS = [

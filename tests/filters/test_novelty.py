@@ -12,9 +12,9 @@ from tunesmith.errors import ConfigError
 from tunesmith.filters.novelty import (
     NoveltyDecision,
     NoveltyFilter,
-    NoveltyStage,
     dedup_records,
 )
+from tunesmith.filters.novelty_stage import NoveltyStage
 from tunesmith.records import Record
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)

@@ -11,7 +11,11 @@ import pytest
 from tests.conftest import shared_file
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.generate.backtranslation_run import run_backtranslation
-from tunesmith.generate.backward import InstructionPredictor, parse_instruction, reverse_pairs
+from tunesmith.generate.instruction_predictor import (
+    InstructionPredictor,
+    parse_instruction,
+    reverse_pairs,
+)
 from tunesmith.generate.segments import SegmentRules, read_documents, segment, segment_records
 from tunesmith.llm.base import Completion, Request
 from tunesmith.llm.factory import LLMConfig
@@ -288,12 +292,12 @@ def test_resume_refuses_other_settings_and_repeats_no_call(tmp_path: Path) -> No
 def test_training_rows_keep_their_seed_or_augmented_system_prompt() -> None:
     """The tags reach SFT: the chat prompt of a tagged row opens with its system prompt."""
     transformers = pytest.importorskip("transformers")
-    from tunesmith.generate.backtranslation import BacktranslationGenerator
+    from tunesmith.generate.backtranslation import Backtranslation
     from tunesmith.llm.models import resolve_hf_model
     from tunesmith.train.data import prompt_and_response
 
     tok = transformers.AutoTokenizer.from_pretrained(resolve_hf_model(None))
-    gen = BacktranslationGenerator()
+    gen = Backtranslation()
     seed, augmented = gen.tag([SEEDS[0]], "seed")[0], gen.tag([SEEDS[1]], "augmented")[0]
     seed_prompt, response, _ = prompt_and_response(seed, tok, "chat")
     aug_prompt, _, _ = prompt_and_response(augmented, tok, "chat")

@@ -8,10 +8,10 @@ import random
 import pytest
 
 from tests.generate.fakes import cheap_embed, responder
-from tunesmith.generate.alpaca import AlpacaGenerator
+from tunesmith.generate.alpaca import Alpaca
 from tunesmith.generate.loop import LoopState
 from tunesmith.generate.pipeline import run_generation
-from tunesmith.generate.sedi import SediGenerator, SeedScoreTable
+from tunesmith.generate.sedi import Sedi, SeedScoreTable
 from tunesmith.generate.seeds import SeedTask, load_seeds
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.fake import FakeBackend
@@ -54,7 +54,7 @@ def test_eviction_replaces_lowest_scoring_seeds_and_skips_unscored():
 
 
 def test_alpaca_prompt_shows_three_seed_tasks_and_opens_the_fourth():
-    gen = AlpacaGenerator()
+    gen = Alpaca()
     gen.setup_seeds(SEEDS)
     plan = gen.build_prompt(random.Random(0), LoopState())
     assert plan.text.count("###") == 4 and plan.text.endswith("###\n4. Instruction:")
@@ -66,7 +66,7 @@ def test_alpaca_prompt_shows_three_seed_tasks_and_opens_the_fourth():
         3072,
         ("\n20", "20.", "20 ."),
     )
-    assert SediGenerator().threshold == 0.85 and AlpacaGenerator().threshold == 0.7
+    assert Sedi().threshold == 0.85 and Alpaca().threshold == 0.7
 
 
 def test_sedi_run_writes_scores_batches_and_curve(tmp_path):
@@ -102,7 +102,7 @@ def test_sedi_run_writes_scores_batches_and_curve(tmp_path):
 
 
 def test_replace_seeds_evicts_and_feeds_the_novelty_pool(tmp_path):
-    gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    gen = Sedi(num_instructions=3, max_tokens=400, embedder=cheap_embed)
     from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
 
@@ -122,7 +122,7 @@ def test_feedback_loop_replaces_seeds_then_extends_the_same_run(tmp_path):
     from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
 
-    gen = SediGenerator(num_instructions=6, max_tokens=400, embedder=cheap_embed)
+    gen = Sedi(num_instructions=6, max_tokens=400, embedder=cheap_embed)
     run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     llm = LLM(FakeBackend(responses=responder))
     first = gen.run(SEEDS, llm, run)
@@ -149,7 +149,7 @@ def test_replace_seeds_screens_candidates_at_rouge_l_07_against_the_current_seed
     from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
     from tunesmith.llm.client import LLM
 
-    gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    gen = Sedi(num_instructions=3, max_tokens=400, embedder=cheap_embed)
     run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
     seed = SEEDS[9].instruction  # "Summarize the paragraph in one sentence."
@@ -172,7 +172,7 @@ def test_replace_seeds_before_the_first_round_survives_into_the_run(tmp_path):
     from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
 
-    gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    gen = Sedi(num_instructions=3, max_tokens=400, embedder=cheap_embed)
     gen.setup_seeds(SEEDS)
     new = SeedTask(id="fresh", instruction="Invent a board game that teaches fractions.")
     assert gen.replace_seeds([new]) == []  # nothing has a score yet: nothing to evict
@@ -184,7 +184,7 @@ def test_replace_seeds_before_the_first_round_survives_into_the_run(tmp_path):
     assert "fresh" in {r["id"] for r in rows}
     assert any(e["stage"] == "seed_replacement" for e in run.read_events())
     with pytest.raises(Exception, match="setup_seeds"):
-        SediGenerator().replace_seeds([new])
+        Sedi().replace_seeds([new])
 
 
 def test_a_replacement_with_the_sink_detached_logs_nothing_later(tmp_path):
@@ -192,7 +192,7 @@ def test_a_replacement_with_the_sink_detached_logs_nothing_later(tmp_path):
     from tunesmith.driver import RunDriver
     from tunesmith.llm.client import LLM
 
-    gen = SediGenerator(num_instructions=3, max_tokens=400, embedder=cheap_embed)
+    gen = Sedi(num_instructions=3, max_tokens=400, embedder=cheap_embed)
     run = RunDriver.open(tmp_path / "r", method="sedi", config={})
     gen.run(SEEDS, LLM(FakeBackend(responses=responder)), run)
     sink, gen._sink = gen._sink, None

@@ -15,7 +15,7 @@ import pytest
 
 from tunesmith.llm.base import Completion
 from tunesmith.records import Record
-from tunesmith.refine.reflection import (
+from tunesmith.refine.reflection_stage import (
     Reflected,
     parse_instruction_reflection,
     parse_response_reflection,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunesmith.refine.reflection import select_variant
+from tunesmith.refine.reflection_stage import select_variant
 
 ORI = (0.5, 0.6)  # (ifd, rifd)
 HARDER_QA = "harder instruction; reflected answer lowers r-IFD"

@@ -13,7 +13,7 @@ import pytest
 
 from tunesmith.errors import ConfigError
 from tunesmith.records import Record
-from tunesmith.select.diversity import SelectStage
+from tunesmith.select.select_stage import SelectStage
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

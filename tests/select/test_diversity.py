@@ -10,13 +10,13 @@ import pytest
 from tunesmith.errors import ConfigError
 from tunesmith.records import Record
 from tunesmith.select.diversity import (
-    SelectStage,
     greedy_diverse,
     kcenter_greedy,
     parse_score_spec,
     rank_order,
     score_of,
 )
+from tunesmith.select.select_stage import SelectStage
 
 
 def clustered(n: int = 400, d: int = 16, seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("transformers")
 
 from tests.generate.fakes import cheap_embed, responder
-from tunesmith.generate.sedi import SediGenerator
+from tunesmith.generate.sedi import Sedi
 from tunesmith.generate.seeds import SeedTask, load_seeds
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.fake import FakeBackend
@@ -45,7 +45,7 @@ def _loop(out: Path, tiny: Path, backend: FakeBackend, **llm: Any) -> dict[str, 
 
 
 def test_candidates_must_differ_from_every_live_seed(tmp_path: Path) -> None:
-    gen = SediGenerator(embedder=cheap_embed)
+    gen = Sedi(embedder=cheap_embed)
     gen.setup_seeds(load_seeds(None))
     fb = SeedFeedback(gen, _folder(tmp_path), FeedbackConfig(), {})
     live = gen.table.live()[0].instruction

@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         rows: c.DataOptions,
     ) -> None:
         """Length bounds, keyword blacklists, identity strings, empty/duplicate outputs, non-English."""
-        from tunesmith.filters.heuristics import (
+        from tunesmith.filters.heuristic_filter import (
             ASSISTANT_NAMES,
             IDENTITY_STRINGS,
             SELF_INSTRUCT_BLACKLIST,
@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
         rows: c.DataOptions,
     ) -> None:
         """Drop rows overlapping an evaluation set (13-gram or ROUGE-L)."""
-        from tunesmith.filters.decontam import Decontaminator
+        from tunesmith.filters.decontaminator import Decontaminator
 
         stage = Decontaminator(
             eval_files=eval_files,
@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
         rows: c.DataOptions,
     ) -> None:
         """Perplexity filter (DiffTune 2.3): drop rows whose field has ppl above the threshold."""
-        from tunesmith.filters.perplexity import PerplexityFilter
+        from tunesmith.filters.perplexity_filter import PerplexityFilter
 
         scorer = c.make_scorer(lm)
         stage = PerplexityFilter(

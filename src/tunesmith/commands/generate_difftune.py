@@ -50,8 +50,8 @@ def train_difftune_cmd(
 ) -> None:
     """Train a DiffTune latent diffusion model (autoencoder, then denoiser) on DATA."""
     require_torch()
-    from tunesmith.generate.difftune.config import DiffTuneConfig
-    from tunesmith.generate.difftune.train import train_difftune
+    from tunesmith.generate.diff_tune.config import DiffTuneConfig
+    from tunesmith.generate.diff_tune.train import train_difftune
     from tunesmith.io import read_records
 
     opts = dict(
@@ -113,15 +113,15 @@ def generate_difftune_cmd(
     require_torch()
     import torch
 
-    from tunesmith.generate.difftune import DiffTuneGenerator
-    from tunesmith.generate.difftune.run import run_difftune
-    from tunesmith.generate.difftune.sample import SamplingSettings
+    from tunesmith.generate.diff_tune import DiffTune
+    from tunesmith.generate.diff_tune.run import run_difftune
+    from tunesmith.generate.diff_tune.sample import SamplingSettings
 
     torch.set_num_threads(threads or int(os.environ.get("TUNESMITH_THREADS", "1")))
     sampling = SamplingSettings(strategy=strategy, share=share, variance=variance, df=df,
                                 sampling_steps=sampling_steps, sampler=sampler,
                                 num_beams=num_beams, batch_size=batch_size)  # fmt: skip
-    gen = DiffTuneGenerator(model=str(model), num_instructions=num_instructions,
+    gen = DiffTune(model=str(model), num_instructions=num_instructions,
                             sampling=sampling, ppl_threshold=ppl_threshold, ppl_model=ppl_model,
                             novelty=novelty, novelty_vs_train=novelty_vs_train,
                             max_rounds=max_rounds, respond=respond, max_tokens=max_tokens,

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recycle a dataset with Reflection-Tuning (Li et al. 2023)."""
         from tunesmith.jobs import run_record_job
-        from tunesmith.refine.reflection import ReflectionStage
+        from tunesmith.refine.reflection_stage import ReflectionStage
 
         stage = ReflectionStage(
             mode=mode, selective=selective, fallback=fallback, temperature=temperature,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from tunesmith.commands import _common as c
-from tunesmith.generate.respond import DEFAULT_MAX_TOKENS
+from tunesmith.generate.response_generator import DEFAULT_MAX_TOKENS
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         rows: c.DataOptions,
     ) -> None:
         """Answer every instruction; an existing output is kept as meta.reference_output."""
-        from tunesmith.generate.respond import ResponseGenerator
+        from tunesmith.generate.response_generator import ResponseGenerator
         from tunesmith.jobs import run_record_job
 
         records = rows.read(data)

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         rows: c.DataOptions,
     ) -> None:
         """IFD and reverse IFD (Cherry LLM; Selective Reflection-Tuning) under a causal LM."""
-        from tunesmith.filters.ifd import IFDStage
+        from tunesmith.filters.ifd_stage import IFDStage
         from tunesmith.jobs import run_scoring_job
 
         scorer = c.make_scorer(lm)
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         rows: c.DataOptions,
     ) -> None:
         """Perplexity of a field under a causal LM (all rows kept; filter with `filter ppl`)."""
-        from tunesmith.filters.perplexity import PerplexityFilter
+        from tunesmith.filters.perplexity_filter import PerplexityFilter
         from tunesmith.jobs import run_scoring_job
 
         scorer = c.make_scorer(lm)
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         rows: c.DataOptions,
     ) -> None:
         """LLM quality score 1-5 (Humpback self-curation or AlpaGasus rating); keep score >= k."""
-        from tunesmith.filters.judge_score import PARSE_FAILURE, QualityScorer
+        from tunesmith.filters.quality_scorer import PARSE_FAILURE, QualityScorer
         from tunesmith.jobs import run_scoring_job
 
         stage = QualityScorer(

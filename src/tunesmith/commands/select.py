@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Select a LIMA-sized subset: best score first, never too close to a chosen row."""
         from tunesmith.jobs import run_record_job
-        from tunesmith.select.diversity import SelectStage
+        from tunesmith.select.select_stage import SelectStage
 
         stage = SelectStage(k=k, score=score, threshold=threshold, method=method, field=field,
                             embedder=embedder, ascending=ascending,

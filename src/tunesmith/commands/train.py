@@ -84,7 +84,7 @@ def sft(
     records = rows.read(data)
     limit = rows.limit
     if reverse:  # Humpback's M_yx: the response is the prompt, the instruction the target
-        from tunesmith.generate.backward import reverse_pairs
+        from tunesmith.generate.instruction_predictor import reverse_pairs
 
         records = reverse_pairs(records)
     quiet_transformers()

@@ -234,7 +234,7 @@ class RayRunner:
     def run_whole(self, stage: Stage, records: Sequence[Record]) -> StageResult | None:
         """A whole-set stage on the cluster when there is a sharded form of it (the exact
         novelty filter, :mod:`tunesmith.engines.ray_novelty`); None: run it in this process."""
-        from tunesmith.filters.novelty import NoveltyStage
+        from tunesmith.filters.novelty_stage import NoveltyStage
 
         if isinstance(stage, NoveltyStage) and not stage.top_k:
             from tunesmith.engines.ray_novelty import novelty_on_ray

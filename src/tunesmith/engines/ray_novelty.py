@@ -8,7 +8,7 @@ when the chunk started) scores the whole chunk in parallel. The driver then walk
 order and only scores each candidate against the few candidates kept earlier in the same chunk.
 The max over shards and that local index is the max over the whole pool, and the nearest item is
 the first in pool order reaching it (shards report global positions), so every decision, score
-and nearest id equal the single-process :class:`~tunesmith.filters.novelty.NoveltyStage`.
+and nearest id equal the single-process :class:`~tunesmith.filters.novelty_stage.NoveltyStage`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 
 import ray
 
-from tunesmith.filters.novelty import NoveltyDecision, NoveltyStage, _apply
+from tunesmith.filters.novelty import NoveltyDecision, screen_records
+from tunesmith.filters.novelty_stage import NoveltyStage
 from tunesmith.filters.rouge import rouge_tokenize
 from tunesmith.filters.rouge_index import RougeIndex
 from tunesmith.records import Record
@@ -114,7 +115,7 @@ def novelty_on_ray(
     flt: Any = _ShardedFilter(stage.threshold, stage.pool, shards, chunk)
     names = [f"pool[{i}]" for i in range(len(stage.pool))]
     try:
-        return _apply(flt, names, records, stage.field)
+        return screen_records(flt, names, records, stage.field)
     finally:
         for shard in flt.shards:
             ray.kill(shard)

@@ -12,7 +12,7 @@ formula, by branch and bound so that the exact maximum comes out, not only the d
 
 Memory is linear in the pool's total token count (no N x N matrix). Decisions are sequential, so
 batch mode (``dedup_records``) and streaming (``NoveltyFilter.check`` per generation batch) are
-the same code path.
+the same code path. The pipeline stage is :mod:`tunesmith.filters.novelty_stage`.
 """
 
 from __future__ import annotations
@@ -28,15 +28,13 @@ import numpy as np
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
 from tunesmith.filters.rouge_index import RougeIndex
-from tunesmith.llm.client import LLM
 from tunesmith.records import Record
-from tunesmith.stages import Rejected, Stage, StageResult
+from tunesmith.stages import Rejected, StageResult
 
 __all__ = [
     "FIELDS",
     "NoveltyDecision",
     "NoveltyFilter",
-    "NoveltyStage",
     "dedup_records",
     "rouge_l_f",
     "rouge_tokenize",
@@ -149,7 +147,7 @@ def field_text(record: Record, field: str) -> str:
     return str(getattr(record, field))
 
 
-def _apply(
+def screen_records(
     flt: NoveltyFilter, names: list[str], records: Sequence[Record], field: str
 ) -> StageResult:
     """Decide records in order; ``names`` (pool order) gets the id of every kept record."""
@@ -197,7 +195,7 @@ def dedup_records(
     pool_texts = list(pool)
     flt = NoveltyFilter(threshold, pool=pool_texts, top_k=top_k)
     names = [f"pool[{i}]" for i in range(len(pool_texts))]
-    result = _apply(flt, names, records, field)
+    result = screen_records(flt, names, records, field)
     return result.kept, result.rejected
 
 
@@ -222,6 +220,7 @@ def dedup_to_folder(
     summary (counts, threshold, time) goes to ``summary.json`` and the run's manifest.
     """
     from tunesmith.driver import RunDriver, fingerprint
+    from tunesmith.filters.novelty_stage import NoveltyStage
     from tunesmith.io import read_records
 
     if field not in FIELDS:
@@ -258,40 +257,3 @@ def _check_unique_ids(records: Sequence[Record], path: str | os.PathLike[str]) -
                 path, None, f"duplicate id '{record.id}' (rows {first[record.id] + 1} and {i + 1})"
             )
         first[record.id] = i
-
-
-class NoveltyStage(Stage):
-    """Pipeline stage: the ROUGE-L novelty filter (Self-Instruct 0.7, SeDi-Instruct 0.85).
-
-    Unlike most stages it is stateful across batches: the pool keeps every record kept so far,
-    so batches must run in order in one process.
-    """
-
-    name = "novelty"
-
-    def __init__(
-        self,
-        *,
-        threshold: float = 0.7,
-        field: str = "instruction",
-        top_k: int = 0,
-        pool: Sequence[str] = (),
-    ) -> None:
-        self.threshold = threshold
-        self.field = field
-        self.top_k = top_k
-        self.pool = tuple(pool)
-        self._filter: NoveltyFilter | None = None
-        self._names: list[str] = []
-
-    def setup(self) -> None:
-        if self.field not in FIELDS:
-            raise ConfigError(f"unknown field '{self.field}' (choose from {', '.join(FIELDS)})")
-        if self._filter is None:
-            self._filter = NoveltyFilter(self.threshold, pool=self.pool, top_k=self.top_k)
-            self._names = [f"pool[{i}]" for i in range(len(self.pool))]
-
-    def run(self, records: Sequence[Record], llm: LLM | None = None) -> StageResult:
-        self.setup()
-        assert self._filter is not None
-        return _apply(self._filter, self._names, records, self.field)

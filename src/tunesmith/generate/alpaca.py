@@ -25,7 +25,7 @@ from tunesmith.llm.client import LLM
 from tunesmith.prompts import PromptTemplate
 
 
-class AlpacaGenerator(BootstrapLoop):
+class Alpaca(BootstrapLoop):
     """Alpaca-style generation of complete (instruction, input, output) tasks.
 
     Args:

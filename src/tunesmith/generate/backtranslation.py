@@ -8,8 +8,8 @@ Humpback makes instruction data from text that already exists:
    on the seed pairs reversed (``"finetuned"``: the segment alone is the user turn, exactly the
    layout :func:`reverse_pairs` produces for ``tunesmith train sft``).
 2. **Self-curation.** The forward (seed) model M0 rates every (x, y) on the paper's 5-point rubric
-   (:mod:`tunesmith.filters.judge_score`, ``humpback``: reasoning first, ``Score: n`` last);
-   pairs scoring >= k (5: A_5) are kept.
+   (:mod:`tunesmith.filters.quality_scorer`, ``humpback``: reasoning first, ``Score: n`` last);
+   pairs scoring >= k (5: A_5) are kept (:class:`~tunesmith.generate.self_curation.SelfCuration`).
 3. **Iteration.** M1 is trained on seed + A_5 and re-curates the whole candidate pool; and so on.
    Training data tags seed rows and augmented rows with different system prompts
    (``meta["system"]``, ``meta["humpback_tag"]``), as the paper does.
@@ -23,16 +23,14 @@ per-tag usage, exact across resumes).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import ConfigError
-from tunesmith.filters.judge_score import QualityScorer
-from tunesmith.generate.backward import InstructionPredictor
+from tunesmith.generate.instruction_predictor import InstructionPredictor
 from tunesmith.generate.segments import Document, SegmentRules, segment_records
-from tunesmith.llm.base import Request
+from tunesmith.generate.self_curation import SelfCuration
 from tunesmith.llm.client import LLM
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.prompts import PromptTemplate
@@ -45,42 +43,8 @@ SUMMARY_FILE = "backtranslation.json"
 Trainer = Callable[[list[Record], int], LLMConfig]
 
 
-class SelfCuration(QualityScorer):
-    """Humpback self-curation by M_{i-1} in iteration i: the ``humpback`` rubric, keep >= k.
-
-    Scores go to ``scores["humpback_m<i-1>"]``; requests are tagged ``curate_m<i-1>`` so the
-    ledger holds each iteration's calls and cost separately. Also a recipe stage
-    (``self_curation: {min_score: 5}``).
-
-    Args:
-        iteration: i (the judge is M_{i-1}).
-        min_score: k (5: A_5).
-        max_tokens: room for the reasoning before ``Score: n``.
-        prompts_dir: folder overriding ``judge_score/humpback*.j2``.
-    """
-
-    def __init__(
-        self,
-        *,
-        iteration: int = 1,
-        min_score: int = 5,
-        max_tokens: int = 384,
-        prompts_dir: str | None = None,
-    ) -> None:
-        super().__init__(rubric="humpback", key=f"humpback_m{iteration - 1}",
-                         min_score=min_score, max_tokens=max_tokens, prompts_dir=prompts_dir)  # fmt: skip
-        self.iteration = iteration
-
-    @property
-    def tag(self) -> str:
-        return f"curate_m{self.iteration - 1}"
-
-    def format_input(self, record: Record) -> Request:
-        return dataclasses.replace(super().format_input(record), tag=self.tag)
-
-
 # -- the generator --------------------------------------------------------------------------------
-class BacktranslationGenerator:
+class Backtranslation:
     """Humpback: segment, self-augment, self-curate (iterated); reports to a RunDriver.
 
     Args:

@@ -3,7 +3,7 @@
 The glue behind ``tunesmith generate backtranslate UNLABELLED --seeds SEEDS --out RUN``: reads the
 documents and seed pairs (bad input fails before a folder is made), opens or resumes the run
 folder (only with the same resolved config and data), builds the cached, budgeted clients on the
-run's ledger, and runs :class:`~tunesmith.generate.backtranslation.BacktranslationGenerator`.
+run's ledger, and runs :class:`~tunesmith.generate.backtranslation.Backtranslation`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from tunesmith.driver import RunDriver, fingerprint
 from tunesmith.errors import ConfigError, DataError
-from tunesmith.generate.backtranslation import BacktranslationGenerator, Trainer
+from tunesmith.generate.backtranslation import Backtranslation, Trainer
 from tunesmith.generate.pipeline import check_params
 from tunesmith.generate.segments import read_documents
 from tunesmith.jobs import llm_concurrency
@@ -80,7 +80,7 @@ def run_backtranslation(
         seeds: seed (instruction, output) pairs, any dataset tunesmith reads.
         out: the run folder; rerun the same call to resume.
         config: the forward seed model M0 (and the backward model unless ``backward``).
-        params: :class:`BacktranslationGenerator` options (``iterations``, ``min_score`` ...).
+        params: :class:`Backtranslation` options (``iterations``, ``min_score`` ...).
         text_field: the column holding each document's text (default: text, content, output ...).
         backward: a separate backward model M_yx (e.g. one trained by ``train sft --reverse``).
         curators: M1, M2 ... for iterations 2, 3 ... (``--curator-model``).
@@ -92,7 +92,7 @@ def run_backtranslation(
 
     params = dict(params or {})
     check_params("backtranslation", params)
-    gen = BacktranslationGenerator(**params)
+    gen = Backtranslation(**params)
     documents = read_documents(unlabelled, text_field=text_field)
     seed_rows = read_records(seeds)
     if gen.predictor.mode == "few-shot" and len(seed_rows) < gen.predictor.num_examples:

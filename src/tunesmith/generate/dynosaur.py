@@ -37,7 +37,7 @@ from tunesmith.stages import Failed, StageResult
 
 __all__ = [
     "PROMPT_KINDS",
-    "DynosaurGenerator",
+    "Dynosaur",
     "TaskDesign",
     "TaskDesigner",
     "apply_task",
@@ -49,7 +49,7 @@ __all__ = [
 
 
 # -- the generator -----------------------------------------------------------------------------------
-class DynosaurGenerator:
+class Dynosaur:
     """Dynosaur over one or many datasets, reporting to a RunDriver; resumable, and growing.
 
     A dataset finished in an earlier run is skipped (its tasks and rows stay), so adding datasets

@@ -15,7 +15,7 @@ from typing import Any
 
 from tunesmith.driver import RunDriver, fingerprint
 from tunesmith.errors import ConfigError
-from tunesmith.generate.dynosaur import DynosaurGenerator
+from tunesmith.generate.dynosaur import Dynosaur
 from tunesmith.generate.dynosaur_meta import (
     DatasetInfo,
     dataset_name,
@@ -68,7 +68,7 @@ def run_dynosaur(
         dataset: an HF ``datasets`` folder, a CSV/JSON/JSONL/Parquet file, or a folder of them.
         out: the run folder; rerun to resume, or to add the datasets new in the folder.
         config: the LLM that designs the tasks.
-        params: :class:`DynosaurGenerator` options (``max_tasks``, ``prompts``, ``max_chars`` ...).
+        params: :class:`Dynosaur` options (``max_tasks``, ``prompts``, ``max_chars`` ...).
         card: a description/card file for a single dataset (else found beside it).
         license: the licence to carry on every row (else read from the card).
         backend: an already-built backend (tests, notebooks).
@@ -76,7 +76,7 @@ def run_dynosaur(
     """
     params = dict(params or {})
     check_params("dynosaur", params)
-    gen = DynosaurGenerator(**params)
+    gen = Dynosaur(**params)
     datasets = load_datasets(dataset, card=card, license=license)
     run_config = {
         "method": "dynosaur",

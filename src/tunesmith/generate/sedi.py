@@ -4,7 +4,7 @@
 - A seed score table: after each prompt built from seeds a, b, c that generated g instructions
   of which k were kept, each of a, b, c gets SeedGen += g and SeedKept += k;
   score = SeedKept / SeedGen. It is persisted as ``seed_scores.json`` in the run folder.
-- :meth:`SediGenerator.replace_seeds` screens candidate seeds (instructions of high-gradient-norm
+- :meth:`Sedi.replace_seeds` screens candidate seeds (instructions of high-gradient-norm
   training batches) at ROUGE-L 0.7 against the current seeds, evicts the lowest-scoring seeds and
   adds the accepted ones; it also works before the first round (after ``setup_seeds``).
 - Kept instructions get a diverse batch order (:mod:`tunesmith.train.batching`), ``batches.json``.
@@ -20,7 +20,7 @@ from typing import Any
 
 from tunesmith.driver import RunSink
 from tunesmith.errors import ConfigError
-from tunesmith.generate.alpaca import AlpacaGenerator
+from tunesmith.generate.alpaca import Alpaca
 from tunesmith.generate.loop import PromptPlan
 from tunesmith.generate.seeds import SeedTask
 from tunesmith.llm.client import LLM
@@ -96,14 +96,14 @@ class SeedScoreTable:
         tmp.replace(p)
 
 
-class SediGenerator(AlpacaGenerator):
+class Sedi(Alpaca):
     """SeDi-Instruct generation: Alpaca prompts, ROUGE-L 0.85, seed scores, diverse batches.
 
     Args:
         threshold: ROUGE-L near-duplicate threshold (0.85).
         train_batch_size: the batch size the diverse batch order is built for (16 in the paper).
         embedder: texts -> vectors for the batch order (default: the packaged MiniLM).
-        The others: as for :class:`AlpacaGenerator`.
+        The others: as for :class:`Alpaca`.
     """
 
     method = "sedi"

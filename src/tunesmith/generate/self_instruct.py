@@ -354,7 +354,7 @@ def run_self_instruct(
     return summary
 
 
-class SelfInstructGenerator(InstructionBootstrapper):
+class SelfInstruct(InstructionBootstrapper):
     """The whole Self-Instruct method (all four stages) as one generator for the registry.
 
     Args:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.generate.respond import ResponseGenerator
+from tunesmith.generate.response_generator import ResponseGenerator
 from tunesmith.jobs import run_record_job
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.records import Record

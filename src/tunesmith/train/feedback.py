@@ -9,7 +9,7 @@ to the trainer in that order: no shuffling, no packing, no gradient accumulation
 Every ``every`` (10) optimizer steps, skipping the first ``every``, the step with the highest
 pre-clip gradient norm in the last ``every`` steps is chosen; its instructions whose ROUGE-L to
 every current seed is below 0.7 become seeds, and as many lowest-scoring seeds (SeedKept /
-SeedGen) are evicted (:meth:`SediGenerator.replace_seeds`). Later chunks sample their in-context
+SeedGen) are evicted (:meth:`Sedi.replace_seeds`). Later chunks sample their in-context
 seeds from the updated set. Each replacement is journaled in ``seed_history.jsonl`` (step,
 chosen step and its grad norm, added, evicted with scores, and ``chunks_done``).
 

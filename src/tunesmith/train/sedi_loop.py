@@ -55,7 +55,7 @@ def run_sedi_feedback(
             PCA-quadrant clusters); ``max_steps`` defaults to ``num_instructions // batch_size``.
         feedback: the loop's settings (:class:`FeedbackConfig`).
         seeds: seed tasks (None/"default": the packaged ones).
-        gen_params: SediGenerator options (max_tokens, prompts_per_batch, num_tasks ...).
+        gen_params: Sedi options (max_tokens, prompts_per_batch, num_tasks ...).
         embedder: texts -> vectors for the diverse batches (default: the packaged MiniLM).
         force_new: set a run already in ``out`` aside and start over.
 
@@ -131,9 +131,9 @@ def _build_stream(
     embedder: Callable[[list[str]], Any] | None,
 ) -> tuple[Any, SeedFeedback, FeedbackStream]:
     """The SeDi generator, its feedback journal, and the training stream over its chunks."""
-    from tunesmith.generate.sedi import SediGenerator
+    from tunesmith.generate.sedi import Sedi
 
-    gen = SediGenerator(train_batch_size=sft.batch_size, embedder=embedder, **params)
+    gen = Sedi(train_batch_size=sft.batch_size, embedder=embedder, **params)
     rows: dict[str, Record] = {}
     fb = SeedFeedback(gen, folder, feedback, rows)
     per_chunk = feedback.rows_per_chunk or feedback.every * sft.batch_size

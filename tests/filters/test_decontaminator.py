@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import shared_file
 from tunesmith.errors import ConfigError
-from tunesmith.filters.decontam import Decontaminator, ngrams, words
+from tunesmith.filters.decontaminator import Decontaminator, ngrams, words
 from tunesmith.io import read_records
 from tunesmith.records import Record
 

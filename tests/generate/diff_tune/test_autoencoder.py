@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from tunesmith.generate.difftune.autoencoder import LatentAutoencoder, new_bart, train_tokenizer
-from tunesmith.generate.difftune.config import DiffTuneConfig
-from tunesmith.generate.difftune.sample import SamplingSettings, load_model, sample_instructions
-from tunesmith.generate.difftune.train import batch_ids, read_log, train_difftune
+from tunesmith.generate.diff_tune.autoencoder import LatentAutoencoder, new_bart, train_tokenizer
+from tunesmith.generate.diff_tune.config import DiffTuneConfig
+from tunesmith.generate.diff_tune.sample import SamplingSettings, load_model, sample_instructions
+from tunesmith.generate.diff_tune.train import batch_ids, read_log, train_difftune
 
 from .conftest import CORPUS, records
 

@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 from tunesmith.errors import ConfigError
-from tunesmith.generate.difftune.config import DiffTuneConfig
-from tunesmith.generate.difftune.sample import load_model
-from tunesmith.generate.difftune.train import batch_ids, read_log, train_difftune
+from tunesmith.generate.diff_tune.config import DiffTuneConfig
+from tunesmith.generate.diff_tune.sample import load_model
+from tunesmith.generate.diff_tune.train import batch_ids, read_log, train_difftune
 
 from .conftest import CORPUS, OVERRIDES, config, records
 

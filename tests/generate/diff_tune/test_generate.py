@@ -100,6 +100,6 @@ def test_responses_from_the_embedded_model(trained: Path, tmp_path: Path) -> Non
 
 def test_registered_as_a_generator() -> None:
     from tunesmith import registry
-    from tunesmith.generate.difftune import DiffTuneGenerator
+    from tunesmith.generate.diff_tune import DiffTune
 
-    assert registry.generators.get("difftune") is DiffTuneGenerator
+    assert registry.generators.get("difftune") is DiffTune

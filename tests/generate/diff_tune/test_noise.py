@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tunesmith.errors import ConfigError
-from tunesmith.generate.difftune.noise import draw_noise, student_t
+from tunesmith.generate.diff_tune.noise import draw_noise, student_t
 
 SHAPE = (2000, 50, 16)  # 100,000 token vectors, 1.6M coordinates
 

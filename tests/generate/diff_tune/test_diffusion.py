@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tunesmith.generate.difftune.denoiser import Denoiser
-from tunesmith.generate.difftune.diffusion import GaussianDiffusion, alpha_bar_schedule
+from tunesmith.generate.diff_tune.denoiser import Denoiser
+from tunesmith.generate.diff_tune.diffusion import GaussianDiffusion, alpha_bar_schedule
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])

@@ -12,7 +12,7 @@ from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.fake import FakeBackend
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import Record
-from tunesmith.refine.reflection import ReflectionStage, select_variant
+from tunesmith.refine.reflection_stage import ReflectionStage, select_variant
 
 ROWS = [
     Record(id="a", instruction="Name a color.", output="Red."),

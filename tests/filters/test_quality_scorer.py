@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.errors import ConfigError
-from tunesmith.filters.judge_score import (
+from tunesmith.filters.quality_scorer import (
     QualityScorer,
     parse_first_rating,
     parse_score,

@@ -18,17 +18,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from tunesmith.filters.heuristics import HeuristicFilter
+from tunesmith.filters.heuristic_filter import HeuristicFilter
 from tunesmith.filters.novelty import NoveltyFilter
-from tunesmith.filters.perplexity import PerplexityFilter
-from tunesmith.generate.difftune.sample import (
+from tunesmith.filters.perplexity_filter import PerplexityFilter
+from tunesmith.generate.diff_tune.sample import (
     DiffTuneModel,
     SamplingSettings,
     load_model,
     model_folder,
     sample_instructions,
 )
-from tunesmith.generate.respond import ResponseGenerator
+from tunesmith.generate.response_generator import ResponseGenerator
 from tunesmith.llm.client import LLM
 from tunesmith.records import Record
 from tunesmith.stages import Rejected, StageResult
@@ -42,7 +42,7 @@ INVALID_RESPONSE_PHRASES = (
 )  # fmt: skip
 
 
-class DiffTuneGenerator:
+class DiffTune:
     """Samples a trained DiffTune model into kept instructions, then asks an LLM to respond.
 
     Args:

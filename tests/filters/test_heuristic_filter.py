@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.filters.heuristics import (
+from tunesmith.filters.heuristic_filter import (
     SELF_INSTRUCT_BLACKLIST,
     HeuristicFilter,
     is_english,

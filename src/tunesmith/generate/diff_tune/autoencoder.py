@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tunesmith.generate.difftune.config import DiffTuneConfig
+from tunesmith.generate.diff_tune.config import DiffTuneConfig
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # BART's ids 0..4
 EXTRA = "autoencoder_extra.safetensors"

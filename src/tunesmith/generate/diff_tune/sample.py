@@ -17,11 +17,11 @@ from typing import Any
 import torch
 
 from tunesmith.errors import ConfigError
-from tunesmith.generate.difftune.autoencoder import LatentAutoencoder, load_autoencoder
-from tunesmith.generate.difftune.config import DiffTuneConfig
-from tunesmith.generate.difftune.denoiser import Denoiser
-from tunesmith.generate.difftune.diffusion import GaussianDiffusion
-from tunesmith.generate.difftune.noise import DEFAULT_STRATEGY, check_strategy, draw_noise
+from tunesmith.generate.diff_tune.autoencoder import LatentAutoencoder, load_autoencoder
+from tunesmith.generate.diff_tune.config import DiffTuneConfig
+from tunesmith.generate.diff_tune.denoiser import Denoiser
+from tunesmith.generate.diff_tune.diffusion import GaussianDiffusion
+from tunesmith.generate.diff_tune.noise import DEFAULT_STRATEGY, check_strategy, draw_noise
 
 
 @dataclasses.dataclass

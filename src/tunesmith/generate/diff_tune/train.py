@@ -37,16 +37,16 @@ import torch
 from torch import nn
 
 from tunesmith.errors import ConfigError
-from tunesmith.generate.difftune.autoencoder import (
+from tunesmith.generate.diff_tune.autoencoder import (
     LatentAutoencoder,
     load_autoencoder,
     load_pretrained_bart,
     new_bart,
     train_tokenizer,
 )
-from tunesmith.generate.difftune.config import DiffTuneConfig
-from tunesmith.generate.difftune.denoiser import Denoiser
-from tunesmith.generate.difftune.diffusion import GaussianDiffusion
+from tunesmith.generate.diff_tune.config import DiffTuneConfig
+from tunesmith.generate.diff_tune.denoiser import Denoiser
+from tunesmith.generate.diff_tune.diffusion import GaussianDiffusion
 from tunesmith.records import Record
 from tunesmith.runs import RunDir
 

@@ -1,7 +1,7 @@
 """Running DiffTune generation into a run folder on the RunDriver (rounds, then responses).
 
 ``state.json`` holds the sampling rounds done and the instructions awaiting responses, so a
-killed run resumes without resampling; see :class:`tunesmith.generate.difftune.DiffTuneGenerator`.
+killed run resumes without resampling; see :class:`tunesmith.generate.diff_tune.DiffTune`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.driver import RunDriver
-from tunesmith.generate.difftune import DiffTuneGenerator
+from tunesmith.generate.diff_tune import DiffTune
 from tunesmith.llm.base import Backend
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.records import Record
 
 
 def run_difftune(
-    gen: DiffTuneGenerator, out: str | Path, *, config: LLMConfig | None = None,
+    gen: DiffTune, out: str | Path, *, config: LLMConfig | None = None,
     backend: Backend | None = None, force_new: bool = False, retry_failed: bool = False,
 ) -> RunDriver:  # fmt: skip
     """Run ``gen`` into the run folder ``out`` (rerun to resume: finished rounds are not redone).
@@ -40,7 +40,7 @@ def run_difftune(
     return driver
 
 
-def sample_rounds(gen: DiffTuneGenerator, driver: RunDriver) -> tuple[list[Record], int]:
+def sample_rounds(gen: DiffTune, driver: RunDriver) -> tuple[list[Record], int]:
     """Sample and curate until ``num_instructions`` pass or ``max_rounds`` (DiffTune: ~2)."""
     state = driver.run.load_state()
     pending = [Record(**r) for r in state.get("pending", [])]
@@ -58,7 +58,7 @@ def sample_rounds(gen: DiffTuneGenerator, driver: RunDriver) -> tuple[list[Recor
 
 
 def respond_all(
-    gen: DiffTuneGenerator, driver: RunDriver, pending: list[Record], config: LLMConfig,
+    gen: DiffTune, driver: RunDriver, pending: list[Record], config: LLMConfig,
     backend: Backend | None,
 ) -> None:  # fmt: skip
     """Responses in batches of 16, each batch's rows and ledger saved before the next."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.generate.respond import DEFAULT_MAX_TOKENS, ResponseGenerator
+from tunesmith.generate.response_generator import DEFAULT_MAX_TOKENS, ResponseGenerator
 from tunesmith.jobs import run_record_job
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.fake import FakeBackend

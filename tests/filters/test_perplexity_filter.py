@@ -6,7 +6,7 @@ import pytest
 
 from tests.llm.logprob_helpers import FakeLogProb, direct_ppl, scorer
 from tunesmith.errors import ConfigError
-from tunesmith.filters.perplexity import PerplexityFilter, field_text
+from tunesmith.filters.perplexity_filter import PerplexityFilter, field_text
 from tunesmith.records import Record
 
 

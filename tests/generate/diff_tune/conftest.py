@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.generate.difftune.config import DiffTuneConfig
-from tunesmith.generate.difftune.train import train_difftune
+from tunesmith.generate.diff_tune.config import DiffTuneConfig
+from tunesmith.generate.diff_tune.train import train_difftune
 from tunesmith.records import Record
 
 CORPUS = [
