@@ -25,18 +25,10 @@ from typing import Any
 import numpy as np
 import ray
 
+from tunesmith.engines import shards
 from tunesmith.engines.ray_connect import connect
 from tunesmith.engines.ray_llm import ActorCache, add_usage, start_services, worker_llm
-from tunesmith.engines.shards import (
-    Shard,
-    finished,
-    inputs_key,
-    plan_shards,
-    read_result,
-    read_rows,
-    write_result,
-    write_rows,
-)
+from tunesmith.engines.shards import Shard
 from tunesmith.errors import ConfigError
 from tunesmith.llm.cache import RequestCache, default_cache_path
 from tunesmith.llm.factory import LLMConfig
@@ -62,12 +54,13 @@ def _run_shards(
         if not Path(source).exists():
             node = ray.util.get_node_ip_address()
             raise FileNotFoundError(f"{source}: not on node {node}; {_NOT_SHARED}")
-        records = read_rows(Path(source))
+        records = shards.read_rows(Path(source))
         ledger = Ledger(run_id=run_id)
         if llm is not None:
             llm.ledger = ledger
         result = stage.run(records, llm)
-        write_result(Path(target), result, inputs=inputs_key(records), usage=ledger.to_dict())
+        usage = ledger.to_dict()
+        shards.write_result(Path(target), result, inputs=shards.inputs_key(records), usage=usage)
         done.append(int(index))
     return {"index": done}
 
@@ -160,21 +153,21 @@ class RayRunner:
         cache = self._ledger_cache(stage)
         if cache is not None:  # calls paid after the last save (a killed driver, or worker)
             ledger.catch_up(cache)
-        shards = plan_shards(records, batch_size, done_ids, staging)
-        ready = {s.index: found for s in shards if (found := finished(s)) is not None}
-        todo = [s for s in shards if s.index not in ready]
+        plan = shards.plan_shards(records, batch_size, done_ids, staging)
+        ready = {s.index: found for s in plan if (found := shards.finished(s)) is not None}
+        todo = [s for s in plan if s.index not in ready]
         for shard in todo:
             shard.target.unlink(missing_ok=True)  # written for other rows: redone
-            write_rows(shard.source, shard.rows)
+            shards.write_rows(shard.source, shard.rows)
         results = iter(self._map(spec, stage, todo, ledger.run_id))
-        for shard in shards:
+        for shard in plan:
             if shard.index in ready:
                 result, usage = ready[shard.index]
             else:
                 index = next(results)
                 if index != shard.index:  # preserve_order is what keeps the folder's order
                     raise RuntimeError(f"shard {index} came back before shard {shard.index}")
-                result, usage = read_result(shard.target)
+                result, usage = shards.read_result(shard.target)
             add_usage(ledger, usage, paid=cache is None)
             on_batch(result)
             if cache is not None:
