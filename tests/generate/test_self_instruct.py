@@ -10,11 +10,8 @@ from tests.generate.fakes import cheap_embed, responder
 from tunesmith.generate.loop import LoopState
 from tunesmith.generate.pipeline import run_generation
 from tunesmith.generate.seeds import load_seeds
-from tunesmith.generate.self_instruct import (
-    ClassificationIdentifier,
-    InstanceGenerator,
-    InstructionBootstrapper,
-)
+from tunesmith.generate.self_instruct import InstructionBootstrapper
+from tunesmith.generate.self_instruct_instances import ClassificationIdentifier, InstanceGenerator
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.fake import FakeBackend
 from tunesmith.records import Record

@@ -10,14 +10,20 @@ end-of-text token with a logit bias; the backend interface has no logit bias, so
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from tunesmith.driver import RunSink
 from tunesmith.generate.instruction_rules import ALPACA_EXTRA_BLACKLIST, SELF_INSTRUCT_BLACKLIST
-from tunesmith.generate.loop import BootstrapLoop, LoopState, PromptPlan, run_summary
+from tunesmith.generate.loop import (
+    BootstrapLoop,
+    LoopSettings,
+    LoopState,
+    PromptPlan,
+    run_summary,
+)
 from tunesmith.generate.parsing import ParsedItem, parse_alpaca_tasks
 from tunesmith.generate.seeds import SeedTask, require_seeds
 from tunesmith.llm.base import Completion, SamplingParams
@@ -25,59 +31,34 @@ from tunesmith.llm.client import LLM
 from tunesmith.prompts import PromptTemplate
 
 
-class Alpaca(BootstrapLoop):
+@dataclasses.dataclass(kw_only=True, eq=False)
+class Alpaca(LoopSettings, BootstrapLoop):
     """Alpaca-style generation of complete (instruction, input, output) tasks.
 
     Args:
-        num_instructions: stop once this many tasks are kept.
         prompt_tasks: seed tasks shown per prompt (3).
         num_tasks: tasks the prompt asks for (20); generation stops at that item.
-        prompts_per_batch: prompts per request batch (5 in the reference code).
         temperature, top_p, max_tokens: sampling (1.0, 1.0, 3072).
         threshold: ROUGE-L near-duplicate threshold (0.7; SeDi-Instruct relaxes it to 0.85).
-        seed, max_rounds, patience, top_k, prompt_style, prompts_dir: as for Self-Instruct.
         strict_parsing: discard blocks with extra Input/Output pairs, as the reference code does.
+        The shared options (num_instructions, prompts_per_batch, seed, max_rounds, patience,
+        top_k, prompt_style, prompts_dir): see :class:`~tunesmith.generate.loop.LoopSettings`.
     """
 
     method = "alpaca"
     stage = "generate"
     writes_kept = True
 
-    def __init__(
-        self,
-        *,
-        num_instructions: int = 100,
-        prompt_tasks: int = 3,
-        num_tasks: int = 20,
-        prompts_per_batch: int = 5,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        max_tokens: int = 3072,
-        threshold: float = 0.7,
-        seed: int = 42,
-        max_rounds: int | None = None,
-        patience: int = 10,
-        top_k: int = 0,
-        prompt_style: str = "raw",
-        prompts_dir: str | Path | None = None,
-        strict_parsing: bool = False,
-    ) -> None:
-        self.num_instructions = num_instructions
-        self.prompt_tasks = prompt_tasks
-        self.num_tasks = num_tasks
-        self.prompts_per_batch = prompts_per_batch
-        self.temperature = temperature
-        self.top_p = top_p
-        self.max_tokens = max_tokens
-        self.threshold = threshold
-        self.seed = seed
-        self.max_rounds = max_rounds
-        self.patience = patience
-        self.top_k = top_k
-        self.prompt_style = prompt_style
-        self.strict_parsing = strict_parsing
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 3072
+    prompt_tasks: int = 3
+    num_tasks: int = 20
+    strict_parsing: bool = False
+
+    def __post_init__(self) -> None:
         self.blacklist = SELF_INSTRUCT_BLACKLIST + ALPACA_EXTRA_BLACKLIST
-        self.template = PromptTemplate("alpaca", "generate", prompts_dir)
+        self.template = PromptTemplate("alpaca", "generate", self.prompts_dir)
         self.seeds: list[SeedTask] = []
 
     def prompt_hashes(self) -> dict[str, str]:

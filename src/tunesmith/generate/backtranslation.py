@@ -145,15 +145,36 @@ class Backtranslation:
                 rows (``batch_size`` only sets how often rows are checkpointed).
         """
         self._concurrency = max(1, concurrency)
+        self._check_curators(curators, trainer)
+        self.predictor.use_examples(seeds)
+        segments = self._segment(documents, driver)
+        candidates = self._augment(segments, backward_llm or llm, driver)
+        seed_rows = self.tag(seeds, "seed")
+        kept = self._iterate(candidates, seed_rows, llm, driver, curators, trainer)
+        driver.write_kept((seed_rows if self.include_seeds else []) + kept)
+        summary = self.summary(driver, len(documents), len(segments), len(candidates), len(kept))
+        driver.write_artifact(SUMMARY_FILE, summary)
+        return summary
+
+    def _check_curators(self, curators: Sequence[LLMConfig], trainer: Trainer | None) -> None:
+        """Every iteration after the first needs its curator M_{i-1}: named, or trained."""
         if self.iterations > 1 + len(curators) and trainer is None:
             raise ConfigError(
                 f"iteration {len(curators) + 2} needs M{len(curators) + 1}: pass its model "
                 "(--curator-model, trained with tunesmith train sft on the previous kept.jsonl)"
             )
-        self.predictor.use_examples(seeds)
-        segments = self._segment(documents, driver)
-        candidates = self._augment(segments, backward_llm or llm, driver)
-        seed_rows = self.tag(seeds, "seed")
+
+    def _iterate(
+        self,
+        candidates: list[Record],
+        seed_rows: list[Record],
+        llm: LLM,
+        driver: Any,
+        curators: Sequence[LLMConfig],
+        trainer: Trainer | None,
+    ) -> list[Record]:
+        """Self-curation, iterated: M_{i-1} curates the whole candidate pool in iteration i;
+        returns the last A_k (every candidate, tagged, when there are no iterations)."""
         kept: list[Record] = self.tag(candidates, "augmented") if self.iterations == 0 else []
         prior: dict[str, dict[str, Any]] = {}
         for i in range(1, self.iterations + 1):
@@ -164,10 +185,7 @@ class Backtranslation:
             finally:
                 if judge is not llm:
                     judge.close()
-        driver.write_kept((seed_rows if self.include_seeds else []) + kept)
-        summary = self.summary(driver, len(documents), len(segments), len(candidates), len(kept))
-        driver.write_artifact(SUMMARY_FILE, summary)
-        return summary
+        return kept
 
     def _segment(self, documents: Sequence[Document], driver: Any) -> list[Record]:
         segments, bad = segment_records(list(documents), self.rules)

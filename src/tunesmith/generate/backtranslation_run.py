@@ -17,7 +17,7 @@ from tunesmith.driver import RunDriver, fingerprint
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.generate.backtranslation import Backtranslation, Trainer
 from tunesmith.generate.pipeline import check_params
-from tunesmith.generate.segments import read_documents
+from tunesmith.generate.segments import Document, read_documents
 from tunesmith.jobs import llm_concurrency
 from tunesmith.llm.base import Backend
 from tunesmith.llm.factory import LLMConfig
@@ -88,41 +88,76 @@ def run_backtranslation(
         backend: an already-built backend for M0 (tests, notebooks).
         force_new, retry_failed: the driver's resume flags.
     """
-    from tunesmith.io import read_records
-
     params = dict(params or {})
     check_params("backtranslation", params)
     gen = Backtranslation(**params)
-    documents = read_documents(unlabelled, text_field=text_field)
-    seed_rows = read_records(seeds)
-    if gen.predictor.mode == "few-shot" and len(seed_rows) < gen.predictor.num_examples:
-        raise DataError(seeds, None, f"{len(seed_rows)} seed pairs, the prompt shows "
-                        f"{gen.predictor.num_examples}")  # fmt: skip
-    run_config = {
-        "method": "backtranslation",
-        "data": str(unlabelled),
-        "seeds": str(seeds),
-        "text_field": text_field,
-        "params": params,
-        "llm": config.to_manifest(),
-        "backward": backward.to_manifest() if backward else None,
-        "curators": [c.to_manifest()["model"] for c in curators],
-        "trains_curators": trainer is not None,
-    }
+    documents, seed_rows = _read_inputs(gen, unlabelled, seeds, text_field)
+    run_config = {"method": "backtranslation", "data": str(unlabelled), "seeds": str(seeds),
+                  "text_field": text_field, "params": params,
+                  **_models_config(config, backward, curators, trainer)}  # fmt: skip
     driver = RunDriver.open(out, method="backtranslation", config=run_config,
                             inputs=fingerprint([*(d.text for d in documents), *seed_rows]),
                             prompts=gen.prompt_hashes(), force_new=force_new,
                             retry_failed=retry_failed)  # fmt: skip
     with driver:
-        llm = driver.make_llm(config, backend)
-        backward_llm = driver.make_llm(backward) if backward else None
-        try:
-            summary = gen.run(documents, seed_rows, llm, driver, backward_llm=backward_llm,
-                              curators=curators, trainer=trainer,
-                              concurrency=llm_concurrency(config))  # fmt: skip
-        finally:
-            llm.close()
-            if backward_llm is not None:
-                backward_llm.close()
+        summary = _run(gen, driver, documents, seed_rows, config, backend, backward,
+                       curators=curators, trainer=trainer)  # fmt: skip
         driver.finish("done", **summary)
     return driver.run
+
+
+def _models_config(
+    config: LLMConfig,
+    backward: LLMConfig | None,
+    curators: Sequence[LLMConfig],
+    trainer: Trainer | None,
+) -> dict[str, Any]:
+    """The models of the run as the manifest's config records them (M0, M_yx, M1 ...)."""
+    return {
+        "llm": config.to_manifest(),
+        "backward": backward.to_manifest() if backward else None,
+        "curators": [c.to_manifest()["model"] for c in curators],
+        "trains_curators": trainer is not None,
+    }
+
+
+def _read_inputs(
+    gen: Backtranslation,
+    unlabelled: str | os.PathLike[str],
+    seeds: str | os.PathLike[str],
+    text_field: str | None,
+) -> tuple[list[Document], list[Record]]:
+    """The documents and seed pairs; too few seeds for the few-shot prompt is a DataError."""
+    from tunesmith.io import read_records
+
+    documents = read_documents(unlabelled, text_field=text_field)
+    seed_rows = read_records(seeds)
+    if gen.predictor.mode == "few-shot" and len(seed_rows) < gen.predictor.num_examples:
+        raise DataError(seeds, None, f"{len(seed_rows)} seed pairs, the prompt shows "
+                        f"{gen.predictor.num_examples}")  # fmt: skip
+    return documents, seed_rows
+
+
+def _run(
+    gen: Backtranslation,
+    driver: RunDriver,
+    documents: list[Document],
+    seed_rows: list[Record],
+    config: LLMConfig,
+    backend: Backend | None,
+    backward: LLMConfig | None,
+    *,
+    curators: Sequence[LLMConfig],
+    trainer: Trainer | None,
+) -> dict[str, Any]:
+    """Run ``gen`` on the driver's cached, budgeted clients (closed afterwards); its summary."""
+    llm = driver.make_llm(config, backend)
+    backward_llm = driver.make_llm(backward) if backward else None
+    try:
+        return gen.run(documents, seed_rows, llm, driver, backward_llm=backward_llm,
+                       curators=curators, trainer=trainer,
+                       concurrency=llm_concurrency(config))  # fmt: skip
+    finally:
+        llm.close()
+        if backward_llm is not None:
+            backward_llm.close()

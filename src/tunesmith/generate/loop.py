@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from tunesmith.driver import RunSink
@@ -57,6 +58,40 @@ def make_request(prompt: str, params: SamplingParams, *, tag: str, style: str = 
 def usage_totals(llm: LLM) -> dict[str, Any]:
     """The ledger's usage totals (kept for callers written before ``Ledger.totals``)."""
     return llm.ledger.totals()
+
+
+@dataclasses.dataclass(kw_only=True, eq=False)
+class LoopSettings:
+    """The options every bootstrapping generator takes, declared once (Self-Instruct, Alpaca,
+    SeDi-Instruct). Generators are dataclasses that add their own options and set their
+    method's published sampling defaults; the generated ``__init__`` takes explicit keywords
+    only and stores them verbatim, so ``pipeline.check_params`` reads the options from the
+    signature. Derived state (templates, blacklists) is built in ``__post_init__``.
+
+    Args:
+        num_instructions: stop once this many instructions (tasks) are kept.
+        prompts_per_batch: prompts sent together in one request batch (5 in the reference code).
+        temperature, top_p, max_tokens: sampling (each method sets its paper's values).
+        threshold: ROUGE-L F above which a candidate is a near-duplicate (0.7).
+        seed: RNG seed for sampling in-context examples (and per-request sampling seeds).
+        max_rounds / patience: stop after this many rounds / this many rounds keeping nothing.
+        top_k: store this many most similar pool texts per candidate (0 = off).
+        prompt_style: ``raw`` completion prompts (as the papers) or ``chat`` (one user turn).
+        prompts_dir: a folder overriding the packaged templates.
+    """
+
+    num_instructions: int = 100
+    prompts_per_batch: int = 5
+    temperature: float
+    top_p: float
+    max_tokens: int
+    threshold: float = 0.7
+    seed: int = 42
+    max_rounds: int | None = None
+    patience: int = 10
+    top_k: int = 0
+    prompt_style: str = "raw"
+    prompts_dir: str | Path | None = None
 
 
 class BootstrapLoop:

@@ -96,6 +96,7 @@ class SeedScoreTable:
         tmp.replace(p)
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class Sedi(Alpaca):
     """SeDi-Instruct generation: Alpaca prompts, ROUGE-L 0.85, seed scores, diverse batches.
 
@@ -108,36 +109,12 @@ class Sedi(Alpaca):
 
     method = "sedi"
 
-    def __init__(
-        self,
-        *,
-        num_instructions: int = 100,
-        prompt_tasks: int = 3,
-        num_tasks: int = 20,
-        prompts_per_batch: int = 5,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        max_tokens: int = 3072,
-        threshold: float = 0.85,
-        seed: int = 42,
-        max_rounds: int | None = None,
-        patience: int = 10,
-        top_k: int = 0,
-        prompt_style: str = "raw",
-        prompts_dir: str | Path | None = None,
-        strict_parsing: bool = False,
-        train_batch_size: int = 16,
-        embedder: Callable[[list[str]], Any] | None = None,
-    ) -> None:
-        super().__init__(
-            num_instructions=num_instructions, prompt_tasks=prompt_tasks, num_tasks=num_tasks,
-            prompts_per_batch=prompts_per_batch, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, threshold=threshold, seed=seed, max_rounds=max_rounds,
-            patience=patience, top_k=top_k, prompt_style=prompt_style, prompts_dir=prompts_dir,
-            strict_parsing=strict_parsing,
-        )  # fmt: skip
-        self.train_batch_size = train_batch_size
-        self.embedder = embedder
+    threshold: float = 0.85
+    train_batch_size: int = 16
+    embedder: Callable[[list[str]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.table = SeedScoreTable()
         self._seed_ids: list[str] = []
         self._sink: RunSink | None = None

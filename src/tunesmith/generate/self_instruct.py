@@ -9,6 +9,7 @@ and instance generation, as in the paper and its reference code (yizhongw/self-i
 3. Classification identification: few-shot Yes/No, greedy, max_tokens 3.
 4. Instance generation: output-first for classification, input-first otherwise; greedy,
    presence penalty 1.5; parsed and cleaned with the published rules.
+   (Stages 3 and 4 live in :mod:`tunesmith.generate.self_instruct_instances`.)
 
 Defaults follow the reference code: a response cut at ``max_tokens`` is dropped whole, the list
 is split with the code's pattern, instructions are capitalised before the filters, and in
@@ -30,43 +31,49 @@ Remaining differences, each deliberate:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from tunesmith.driver import RunSink
 from tunesmith.generate.instruction_rules import ALPACA_EXTRA_BLACKLIST, SELF_INSTRUCT_BLACKLIST
-from tunesmith.generate.loop import BootstrapLoop, LoopState, PromptPlan, make_request, run_summary
+from tunesmith.generate.loop import (
+    BootstrapLoop,
+    LoopSettings,
+    LoopState,
+    PromptPlan,
+    run_summary,
+)
 from tunesmith.generate.parsing import (
     ParsedItem,
-    clean_instances,
     clean_instruction,
-    parse_input_first,
     parse_numbered_instructions,
-    parse_output_first,
-    parse_yes_no,
 )
 from tunesmith.generate.seeds import SeedTask, require_seeds
-from tunesmith.llm.base import Completion, Request, SamplingParams
+from tunesmith.generate.self_instruct_instances import (
+    ClassificationIdentifier,
+    InstanceGenerator,
+    prompt_templates,
+    run_llm_stage,
+)
+from tunesmith.llm.base import Completion, SamplingParams
 from tunesmith.llm.client import LLM
 from tunesmith.prompts import PromptTemplate
-from tunesmith.records import Record, stable_id
-from tunesmith.stages import LLMStage, Rejected, StageResult, run_stage_batches
+from tunesmith.records import Record
+from tunesmith.stages import StageResult
 
 STOP_BOOTSTRAP = ("\n\n", "\n16", "16.", "16 .")
 
 
-class InstructionBootstrapper(BootstrapLoop):
+@dataclasses.dataclass(kw_only=True, eq=False)
+class InstructionBootstrapper(LoopSettings, BootstrapLoop):
     """Stage 1+2 of Self-Instruct: grow a pool of new instructions from seed tasks.
 
     Args:
-        num_instructions: stop once this many instructions are kept.
         prompt_instructions: in-context instructions per prompt (8).
         machine_instructions: how many of them come from machine-generated ones (2).
-        prompts_per_batch: prompts sent together in one request batch (5 in the code).
         temperature, top_p, presence_penalty, max_tokens: sampling (0.7, 0.5, 2, 1024).
-        threshold: ROUGE-L F above which a candidate is a near-duplicate (0.7).
         truncation: ``drop_response`` (reference code, default) or ``drop_last`` (paper).
         alpaca_blacklist: also reject Alpaca's extra words (video, audio, music, ...).
         capitalize: ``first`` (default), ``python`` (the code's ``str.capitalize``) or ``none``;
@@ -74,62 +81,30 @@ class InstructionBootstrapper(BootstrapLoop):
         split: ``reference`` (the code's list split, default) or ``lenient``.
         classification_only: use the classification-task header and only classification seeds,
             in prompts and in the ROUGE-L pool (the reference code's classification mode).
-        seed: RNG seed for sampling in-context examples (and per-request sampling seeds).
-        max_rounds / patience: stop after this many rounds / this many rounds keeping nothing.
-        top_k: store this many most similar pool texts per candidate (0 = off).
-        prompt_style: ``raw`` completion prompts (as the paper) or ``chat`` (one user turn).
-        prompts_dir: a folder overriding the packaged templates.
+        The shared options (num_instructions, prompts_per_batch, threshold 0.7, seed,
+        max_rounds, patience, top_k, prompt_style, prompts_dir): see
+        :class:`~tunesmith.generate.loop.LoopSettings`.
     """
 
     method = "self_instruct"
     stage = "bootstrap"
 
-    def __init__(
-        self,
-        *,
-        num_instructions: int = 100,
-        prompt_instructions: int = 8,
-        machine_instructions: int = 2,
-        prompts_per_batch: int = 5,
-        temperature: float = 0.7,
-        top_p: float = 0.5,
-        presence_penalty: float = 2.0,
-        max_tokens: int = 1024,
-        threshold: float = 0.7,
-        truncation: str = "drop_response",
-        alpaca_blacklist: bool = False,
-        capitalize: str | bool = "first",
-        split: str = "reference",
-        classification_only: bool = False,
-        seed: int = 42,
-        max_rounds: int | None = None,
-        patience: int = 10,
-        top_k: int = 0,
-        prompt_style: str = "raw",
-        prompts_dir: str | Path | None = None,
-    ) -> None:
-        self.num_instructions = num_instructions
-        self.prompt_instructions = prompt_instructions
-        self.machine_instructions = machine_instructions
-        self.prompts_per_batch = prompts_per_batch
-        self.temperature = temperature
-        self.top_p = top_p
-        self.presence_penalty = presence_penalty
-        self.max_tokens = max_tokens
-        self.threshold = threshold
-        self.truncation = truncation
-        self.capitalize = capitalize
-        self.split = split
-        self.classification_only = classification_only
-        self.seed = seed
-        self.max_rounds = max_rounds
-        self.patience = patience
-        self.top_k = top_k
-        self.prompt_style = prompt_style
-        self.blacklist = SELF_INSTRUCT_BLACKLIST + (
-            ALPACA_EXTRA_BLACKLIST if alpaca_blacklist else ()
-        )
-        self.template = PromptTemplate("self_instruct", "bootstrap", prompts_dir)
+    temperature: float = 0.7
+    top_p: float = 0.5
+    max_tokens: int = 1024
+    prompt_instructions: int = 8
+    machine_instructions: int = 2
+    presence_penalty: float = 2.0
+    truncation: str = "drop_response"
+    alpaca_blacklist: bool = False
+    capitalize: str | bool = "first"
+    split: str = "reference"
+    classification_only: bool = False
+
+    def __post_init__(self) -> None:
+        extra = ALPACA_EXTRA_BLACKLIST if self.alpaca_blacklist else ()
+        self.blacklist = SELF_INSTRUCT_BLACKLIST + extra
+        self.template = PromptTemplate("self_instruct", "bootstrap", self.prompts_dir)
         self.seeds: list[SeedTask] = []
 
     def prompt_hashes(self) -> dict[str, str]:
@@ -187,137 +162,6 @@ class InstructionBootstrapper(BootstrapLoop):
         return self.generate([s.instruction for s in self.seed_pool()], llm, sink)
 
 
-class ClassificationIdentifier(LLMStage):
-    """Stage 3: is the instruction a classification task? (few-shot, greedy, max_tokens 3)."""
-
-    name = "is_classification"
-
-    def __init__(
-        self,
-        *,
-        max_tokens: int = 3,
-        prompt_style: str = "raw",
-        prompts_dir: str | Path | None = None,
-    ) -> None:
-        self.max_tokens = max_tokens
-        self.prompt_style = prompt_style
-        self.template = PromptTemplate("self_instruct", "is_classification", prompts_dir)
-
-    def format_input(self, record: Record) -> Request:
-        params = SamplingParams(
-            temperature=0.0, top_p=0.0, max_tokens=self.max_tokens, stop=("\n", "Task")
-        )
-        prompt = self.template.render(instruction=clean_instruction(record.instruction))
-        return make_request(prompt, params, tag=self.name, style=self.prompt_style)
-
-    def format_output(self, completion: Completion, record: Record) -> Record | Rejected:
-        return record.with_meta(
-            is_classification=parse_yes_no(completion.text),
-            is_classification_answer=completion.text.strip(),
-        )
-
-
-class InstanceGenerator(LLMStage):
-    """Stage 4: input/output instances per instruction (output-first for classification).
-
-    One-to-many: :meth:`format_output` returns one record per kept instance (ids derived from
-    the instruction id), or a Rejected instruction when no instance survives the published rules,
-    so the base runner of :class:`~tunesmith.stages.LLMStage` runs it.
-    """
-
-    name = "instances"
-
-    def __init__(
-        self,
-        *,
-        max_tokens_classification: int = 300,
-        max_tokens: int = 350,
-        presence_penalty: float = 1.5,
-        max_instances: int = 5,
-        prompt_style: str = "raw",
-        prompts_dir: str | Path | None = None,
-    ) -> None:
-        self.max_tokens_classification = max_tokens_classification
-        self.max_tokens = max_tokens
-        self.presence_penalty = presence_penalty
-        self.max_instances = max_instances
-        self.prompt_style = prompt_style
-        self.input_first = PromptTemplate("self_instruct", "instances_input_first", prompts_dir)
-        self.output_first = PromptTemplate("self_instruct", "instances_output_first", prompts_dir)
-
-    def format_input(self, record: Record) -> Request:
-        clf = bool(record.meta.get("is_classification"))
-        template = self.output_first if clf else self.input_first
-        params = SamplingParams(
-            temperature=0.0,
-            top_p=0.0,
-            presence_penalty=self.presence_penalty,
-            max_tokens=self.max_tokens_classification if clf else self.max_tokens,
-            stop=("Example 6", "Task:"),
-        )
-        prompt = template.render(instruction=clean_instruction(record.instruction))
-        return make_request(prompt, params, tag=self.name, style=self.prompt_style)
-
-    def format_output(self, completion: Completion, record: Record) -> list[Record] | Rejected:
-        """One completion to instance records, or the instruction rejected with the reason."""
-        clf = bool(record.meta.get("is_classification"))
-        parse = parse_output_first if clf else parse_input_first
-        parsed = parse(completion.text, completion.finish_reason)
-        pairs, why = clean_instances(parsed, self.max_instances)
-        if not pairs:  # score: how many instances were parsed before the validity rules
-            return Rejected(record.evolve(output=completion.text.strip()), len(parsed), why)
-        template = self.output_first if clf else self.input_first
-        meta = {
-            **record.meta,
-            "instruction_id": record.id,
-            "prompts": {**record.meta.get("prompts", {}), template.key: template.sha256[:16]},
-        }
-        return [
-            Record(
-                id=stable_id(record.id, "instance", k),
-                instruction=record.instruction,
-                input=inp,
-                output=out,
-                meta={**meta, "instance_index": k},
-                scores=record.scores,
-            )
-            for k, (inp, out) in enumerate(pairs)
-        ]
-
-    #: the name used before the stage contract covered one-to-many
-    expand = format_output
-
-
-def run_llm_stage(
-    stage: LLMStage, records: list[Record], llm: LLM, sink: RunSink, batch_size: int,
-    skip_ids: set[str] | None = None,
-) -> list[Record]:  # fmt: skip
-    """Run a per-record stage with the base runner, reporting each batch's rejected and failed
-    rows and one event to ``sink``; returns the kept rows (written later, as instances).
-
-    Rows in ``skip_ids`` (failed for good in an earlier attempt) are not sent again.
-    """
-    kept: list[Record] = []
-    for template in _templates(stage):
-        sink.note_prompt(template.key, template.sha256)
-    todo = [r for r in records if not skip_ids or r.id not in skip_ids]
-    batch = [0]
-
-    def on_batch(result: StageResult) -> None:
-        kept.extend(result.kept)
-        done = min((batch[0] + 1) * batch_size, len(todo))
-        event = {"batch": batch[0], "done": done, "kept": len(kept)}
-        sink.report(result, stage.name, event=event, keep=False)
-        batch[0] += 1
-
-    run_stage_batches(stage, todo, llm=llm, batch_size=batch_size, on_batch=on_batch)
-    return kept
-
-
-def _templates(stage: Any) -> list[PromptTemplate]:
-    return [v for v in vars(stage).values() if isinstance(v, PromptTemplate)]
-
-
 def run_self_instruct(
     seeds: Sequence[SeedTask],
     llm: LLM,
@@ -354,6 +198,7 @@ def run_self_instruct(
     return summary
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class SelfInstruct(InstructionBootstrapper):
     """The whole Self-Instruct method (all four stages) as one generator for the registry.
 
@@ -366,66 +211,35 @@ class SelfInstruct(InstructionBootstrapper):
         The others: as for :class:`InstructionBootstrapper`.
     """
 
-    def __init__(
-        self,
-        *,
-        num_instructions: int = 100,
-        prompt_instructions: int = 8,
-        machine_instructions: int = 2,
-        prompts_per_batch: int = 5,
-        temperature: float = 0.7,
-        top_p: float = 0.5,
-        presence_penalty: float = 2.0,
-        max_tokens: int = 1024,
-        threshold: float = 0.7,
-        truncation: str = "drop_response",
-        alpaca_blacklist: bool = False,
-        capitalize: str | bool = "first",
-        split: str = "reference",
-        classification_only: bool = False,
-        seed: int = 42,
-        max_rounds: int | None = None,
-        patience: int = 10,
-        top_k: int = 0,
-        prompt_style: str = "raw",
-        prompts_dir: str | Path | None = None,
-        instances: bool = True,
-        instance_max_tokens: int | None = None,
-        classification_max_tokens: int = 3,
-        batch_size: int = 8,
-        max_instances: int = 5,
-    ) -> None:
-        super().__init__(
-            num_instructions=num_instructions, prompt_instructions=prompt_instructions,
-            machine_instructions=machine_instructions, prompts_per_batch=prompts_per_batch,
-            temperature=temperature, top_p=top_p, presence_penalty=presence_penalty,
-            max_tokens=max_tokens, threshold=threshold, truncation=truncation,
-            alpaca_blacklist=alpaca_blacklist, capitalize=capitalize, split=split,
-            classification_only=classification_only, seed=seed, max_rounds=max_rounds,
-            patience=patience, top_k=top_k, prompt_style=prompt_style, prompts_dir=prompts_dir,
-        )  # fmt: skip
-        self.batch_size = batch_size
-        self.classifier = ClassificationIdentifier(max_tokens=classification_max_tokens,
-                                                   prompt_style=prompt_style,
-                                                   prompts_dir=prompts_dir)  # fmt: skip
-        self.instances = InstanceGenerator(
-            max_tokens_classification=instance_max_tokens or 300,
-            max_tokens=instance_max_tokens or 350,
-            max_instances=max_instances, prompt_style=prompt_style, prompts_dir=prompts_dir,
-        ) if instances else None  # fmt: skip
+    instances: bool = True
+    instance_max_tokens: int | None = None
+    classification_max_tokens: int = 3
+    batch_size: int = 8
+    max_instances: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.classifier = ClassificationIdentifier(max_tokens=self.classification_max_tokens,
+                                                   prompt_style=self.prompt_style,
+                                                   prompts_dir=self.prompts_dir)  # fmt: skip
+        self.instance_stage = InstanceGenerator(
+            max_tokens_classification=self.instance_max_tokens or 300,
+            max_tokens=self.instance_max_tokens or 350, max_instances=self.max_instances,
+            prompt_style=self.prompt_style, prompts_dir=self.prompts_dir,
+        ) if self.instances else None  # fmt: skip
 
     def full_prompt_hashes(self) -> dict[str, str]:
-        stages = [self.classifier, self.instances] if self.instances else []
+        stages = [self.classifier, self.instance_stage] if self.instance_stage else []
         hashes = super().full_prompt_hashes()
-        for template in (t for s in stages for t in _templates(s)):
+        for template in (t for s in stages for t in prompt_templates(s)):
             hashes[template.key] = template.sha256
         return hashes
 
     def run(self, seeds: Sequence[SeedTask], llm: LLM, sink: RunSink) -> dict[str, Any]:
         """All four stages, reported to ``sink`` (rows that failed for good in an earlier
         attempt are not sent again); returns the summary."""
-        with_instances = self.instances is not None
+        with_instances = self.instance_stage is not None
         return run_self_instruct(seeds, llm, sink, bootstrapper=self,
                                  classifier=self.classifier if with_instances else None,
-                                 instances=self.instances, batch_size=self.batch_size,
+                                 instances=self.instance_stage, batch_size=self.batch_size,
                                  skip_ids=sink.skip_ids())  # fmt: skip
