@@ -6,6 +6,10 @@ input, so shard ``i`` holds the same rows on every attempt) and writes the rows 
 ``<staging>/out/<i>.parquet`` (kept, rejected and failed rows, one ``kind`` column) atomically,
 with two pieces of file metadata: a hash of the input ids it answers, and the shard's usage.
 
+The Ray dataset is the list of shards (one ``map_batches`` call per shard), not
+``read_parquet`` over the files: Ray Data may coalesce small files into one block or split a
+large one, and an output shard must answer exactly one input shard, written once and whole.
+
 So a shard a worker finished is on disk before the driver merges it into the run folder: a
 driver killed in between finds it there on resume (:func:`plan_shards`) and merges it without
 running the stage again. An output shard whose input hash differs from the rows now to do (the
