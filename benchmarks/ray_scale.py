@@ -103,26 +103,30 @@ def cpu_seconds() -> float:
     return total
 
 
-def one_run(url: str, rows: int, conc: int, engine: str | None) -> tuple[float, float]:
-    """Seconds and machine CPU seconds for one recipe run of ``rows`` rows (a fresh folder)."""
+def one_run(
+    url: str, rows: int, conc: int, engine: str | None, rounds: int = 1
+) -> tuple[float, float]:
+    """Seconds and CPU seconds for one recipe run of ``rows`` rows (a fresh folder), in batches
+    (Ray: shards) of ``rounds`` x ``conc`` rows."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = [{"instruction": f"Write one line about item {i}.", "input": "", "output": ""}
                 for i in range(rows)]  # fmt: skip
         (folder / "data.json").write_text(json.dumps(data), encoding="utf-8")
         recipe = folder / "recipe.yaml"
-        recipe.write_text(RECIPE.format(batch=conc, url=url, conc=conc), encoding="utf-8")
+        text = RECIPE.format(batch=conc * rounds, url=url, conc=conc)
+        recipe.write_text(text, encoding="utf-8")
         cpu, start = cpu_seconds(), time.perf_counter()
         run_recipe(load_recipe(recipe), out=folder / "run", report=False, engine=engine)
         return time.perf_counter() - start, cpu_seconds() - cpu
 
 
-def ray_run(url: str, rows: int, conc: int, cpus: int) -> tuple[float, float]:
+def ray_run(url: str, rows: int, conc: int, cpus: int, rounds: int = 1) -> tuple[float, float]:
     """One run on a fresh local cluster of ``cpus`` CPUs (= workers), after a warm-up run."""
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     try:
         one_run(url, 8, conc, "ray")  # actor start-up and imports are not counted
-        return one_run(url, rows, conc, "ray")
+        return one_run(url, rows, conc, "ray", rounds)
     finally:
         ray.shutdown()
 
@@ -133,6 +137,8 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.1, help="the stub's answer delay (s)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight per worker")
     parser.add_argument("--scale", default="1,2,4")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="also time Ray with shards of this many x concurrency rows")  # fmt: skip
     args = parser.parse_args()
     n, conc = args.rows, args.concurrency
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; delay {args.delay}s")
@@ -143,6 +149,10 @@ def main() -> None:
           f"ray(2 workers): {n / on_ray:.1f} rows/s ({ray_cpu / n * 1000:.1f} CPU-ms/row); "
           f"ratio {local / on_ray:.2f}, overhead {(on_ray - local) / n * 1000:.1f} ms/row "
           f"(ideal {conc / args.delay:.0f} rows/s)")  # fmt: skip
+    if args.rounds:
+        with stubs(1, args.delay) as (url, _):
+            big, _ = ray_run(url, n, conc, 2, args.rounds)
+        print(f"ray(2 workers), shards of {args.rounds} x {conc} rows: {n / big:.1f} rows/s")
     base = None
     for k in (int(x) for x in args.scale.split(",")):
         with stubs(k, args.delay) as (url, counts):
