@@ -214,17 +214,29 @@ def test_no_command_imports_another_command() -> None:
                     assert name.split(".")[-1].startswith("_"), (path.name, name)
 
 
-def test_every_run_command_writes_its_report_and_counts_failed_rows(tmp_path: Path) -> None:
+def test_every_run_command_writes_its_report_and_counts_failed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import tunesmith.embeddings
+
+    # select's embedder is not what this test is about (tests/select runs the real MiniLM)
+    monkeypatch.setattr(tunesmith.embeddings, "embed",
+                        lambda texts, model=None: np.eye(len(texts), dtype=np.float32))  # fmt: skip
     data = tmp_path / "d.jsonl"
     rows = [{"instruction": f"Explain topic number {i} in detail.", "output": "It is a long and "
              f"careful answer about topic {i}."} for i in range(3)]  # fmt: skip
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "eval.jsonl").write_text(json.dumps(rows[0]) + "\n")
     commands = {
         "heuristics": ["filter", "heuristics", str(data), "--any-language"],
+        "decontam": ["filter", "decontam", str(data), "--eval", str(tmp_path / "eval.jsonl")],
         "dedup": ["dedup", str(data)],
         "quality": ["score", "quality", str(data), "-b", "fake"],
+        "select": ["select", str(data), "--k", "2"],
         "reflect": ["reflect", str(data), "-b", "fake", "--mode", "response"],
-    }
+    }  # score ppl / ifd and filter ppl load a model: tests/scoring/test_cli_ppl.py and test_cli.py
     for name, args in commands.items():
         out = tmp_path / name
         result = runner.invoke(app, [*args, "--out", str(out)])
@@ -234,6 +246,9 @@ def test_every_run_command_writes_its_report_and_counts_failed_rows(tmp_path: Pa
     # the fake model never follows the reflection format: all 3 kept unchanged, and said so
     reflect = runner.invoke(app, [*commands["reflect"], "--out", str(tmp_path / "reflect")])
     assert "kept 3 (3 unchanged: their LLM step failed), rejected 0" in reflect.output
+    assert "kept unchanged 3 of 3 kept rows: their LLM step failed" in _page_text(
+        tmp_path / "reflect" / "report.html"
+    ), "the report's funnel shows them too"
 
 
 def test_recipe_stage_table_counts_rows_whose_llm_step_failed(tmp_path: Path) -> None:
@@ -251,7 +266,15 @@ def test_recipe_stage_table_counts_rows_whose_llm_step_failed(tmp_path: Path) ->
     assert lines[0].split() == ["0", "heuristics", "kept", "3,", "rejected", "0,", "failed", "0"]
     # the fake model never follows the reflection format: every row kept as it was, and said so
     assert lines[1].split()[:5] == ["1", "reflect", "kept", "3", "(3"]
-    assert (tmp_path / "out" / "report.html").exists()
+    text = _page_text(tmp_path / "out" / "report.html")
+    assert "3 kept · 100.0% · 3 unchanged: their LLM step failed" in text
+    assert "kept unchanged 3 of 3 kept rows" in text
+
+
+def _page_text(path: Path) -> str:
+    import re
+
+    return " ".join(re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8")).split())
 
 
 def test_row_counts_drop_failed_rows_a_retry_kept(tmp_path: Path) -> None:

@@ -86,6 +86,7 @@ def write_recipe(tmp_path: Path, text: str = RECIPE) -> Path:
         ("data: x\nstages: [\n", 3, "invalid YAML"),
         ("stages: [select]\n", 1, "missing required key 'data'"),
         ("data: x\nlimit: ten\nstages: [select]\n", 2, "must be an integer"),
+        ("data: x\nmap: {instrucion: prompt}\nstages: [select]\n", 2, "did you mean 'instruction'"),
     ],
 )
 def test_validation_errors_name_file_and_line(
@@ -105,6 +106,28 @@ def test_example_recipe_validates() -> None:
     assert recipe.llm is not None and recipe.llm.backend == "embedded"
     # its data ships with the repository, so it runs from a fresh clone
     assert recipe.data.exists() and recipe.data.resolve().is_relative_to(REPO.resolve())
+
+
+def test_a_recipe_reads_its_data_through_its_field_map(tmp_path: Path) -> None:
+    """``map:`` does in a recipe what ``--map`` does on the command line (issue 16)."""
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import app
+
+    rows = [{"prompt": f"Explain topic number {i} in detail.", "response": f"Topic {i} is a long "
+             "story with many careful details."} for i in range(3)]  # fmt: skip
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: chat.jsonl\nmap: {instruction: prompt, output: response}\n"
+                      "stages:\n  - heuristics: {english_only: false}\n")  # fmt: skip
+    result = CliRunner().invoke(app, ["run", str(recipe), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    kept = [json.loads(x) for x in (tmp_path / "out" / "kept.jsonl").open()]
+    assert [(r["instruction"], r["output"]) for r in kept] == [
+        (r["prompt"], r["response"]) for r in rows
+    ]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["config"]["map"] == {"instruction": "prompt", "output": "response"}
 
 
 def test_chain_keeps_scores_logs_removals_and_resumes(tmp_path: Path) -> None:

@@ -36,8 +36,11 @@ def load_embedder(name: str | None = None) -> Any:
         path = str(pkg.get_model_path())  # type: ignore[attr-defined]
     else:
         path = str(name)
+    from tunesmith.metrics.quiet import quiet_libraries
+
     try:
-        return st.SentenceTransformer(path, device="cpu")  # type: ignore[attr-defined]
+        with quiet_libraries():  # no "Loading weights" bar over the command's own output
+            return st.SentenceTransformer(path, device="cpu")  # type: ignore[attr-defined]
     except OSError as exc:
         raise ConfigError(f"cannot load embedding model '{name}': {exc}") from None
 

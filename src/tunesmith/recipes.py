@@ -2,8 +2,9 @@
 
 Example (``examples/recipes/alpaca_curate.yaml``)::
 
-    data: ../../../shared/data/alpaca_random_9k/random_9k.json   # relative to this file
+    data: ../../src/tunesmith/data/seed_tasks.jsonl   # relative to this file
     limit: 200
+    # map: {instruction: prompt, output: response}   # as --map, for columns no reader knows
     llm: {backend: embedded, options: {threads: 1}}
     stages:
       - heuristics: {}
@@ -33,6 +34,7 @@ import yaml
 from tunesmith import registry
 from tunesmith.driver import RunDriver, fingerprint
 from tunesmith.errors import ConfigError
+from tunesmith.fieldmap import FieldMap
 from tunesmith.jobs import llm_concurrency, stage_prompts
 from tunesmith.llm.base import Backend
 from tunesmith.llm.client import LLM
@@ -43,7 +45,8 @@ from tunesmith.stages import Stage, StageResult, run_stage_batches
 
 #: The stage registry (:mod:`tunesmith.registry`); recipes name stages by key or short alias.
 STAGES = registry.stages
-TOP_KEYS = ("name", "description", "data", "limit", "out", "batch_size", "llm", "stages", "engine")
+TOP_KEYS = ("name", "description", "data", "map", "allow_empty_instruction", "limit", "out",
+            "batch_size", "llm", "stages", "engine")  # fmt: skip
 LLM_KEYS = tuple(f.name for f in dataclasses.fields(LLMConfig))
 
 
@@ -84,6 +87,9 @@ class Recipe:
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: where per-record stages run: "local" (this process) or "ray" (:mod:`tunesmith.engines`)
     engine: str | None = None
+    #: which column feeds which field, as ``--map`` (a mapping or "instruction=prompt,...")
+    field_map: FieldMap = dataclasses.field(default_factory=FieldMap)
+    allow_empty_instruction: bool = False
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -120,7 +126,17 @@ def load_recipe(path: str | Path) -> Recipe:
         or 16,
         raw=doc,
         engine=str(doc["engine"]) if doc.get("engine") else None,
+        field_map=_field_map(doc.get("map"), lines.where(("map",))),
+        allow_empty_instruction=bool(doc.get("allow_empty_instruction", False)),
     )
+
+
+def _field_map(value: Any, where: str) -> FieldMap:
+    """The recipe's ``map:`` as a FieldMap; a mistake is an error naming the file and line."""
+    try:
+        return FieldMap.of(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 class _LineMap:
@@ -254,7 +270,8 @@ def run_recipe(
     if target is None:
         raise ConfigError(f"{recipe.path}: no run folder: give --out or 'out:' in the recipe")
     llm_config = recipe.llm or LLMConfig()
-    records = read_records(recipe.data)
+    records = read_records(recipe.data, field_map=recipe.field_map,
+                           allow_empty_instruction=recipe.allow_empty_instruction)  # fmt: skip
     records = records[: recipe.limit] if recipe.limit else records
     driver = RunDriver.open(target, method="recipe", config=_manifest_config(recipe, llm_config),
                             inputs=fingerprint(records), force_new=force_new,
@@ -343,13 +360,19 @@ def _run_one(
 
 
 def _manifest_config(recipe: Recipe, llm: LLMConfig) -> dict[str, Any]:
-    return {
+    config: dict[str, Any] = {
         "recipe": str(recipe.path),
         "data": str(recipe.data),
         "limit": recipe.limit,
         "stages": [{s.name: s.params} for s in recipe.stages],
         "llm": llm.to_manifest(),
     }
+    # only when given, so runs started before recipes had a map still resume
+    if recipe.field_map:
+        config["map"] = dict(recipe.field_map)
+    if recipe.allow_empty_instruction:
+        config["allow_empty_instruction"] = True
+    return config
 
 
 def write_report(run: RunDir) -> Path | None:

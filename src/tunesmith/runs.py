@@ -229,6 +229,19 @@ class RunDir:
         _atomic_write_json(self.path / "state.json", state)
 
 
+def failed_step(meta: Mapping[str, Any]) -> str | None:
+    """The stage whose LLM step failed on a kept row, or None.
+
+    A stage that cannot improve a row (a reflection the model did not follow) keeps it unchanged
+    and marks ``meta[<stage>]["status"] == "failed"`` with the ``failure``: such a row is kept,
+    but not improved, and the console and the report count it as such.
+    """
+    return next(
+        (k for k, v in meta.items() if isinstance(v, Mapping) and v.get("status") == "failed"),
+        None,
+    )
+
+
 def _atomic_write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")

@@ -105,3 +105,52 @@ def test_duplicate_ids_are_reported(tmp_path: Path) -> None:
     data = _write_jsonl(tmp_path / "data.jsonl", [ROWS[0], {**ROWS[2], "id": "r1"}])
     result = _cli("dedup", str(data), "--out", str(tmp_path / "o"))
     assert result.returncode != 0 and "duplicate id 'r1'" in result.stderr
+
+
+def test_dedup_mode_minhash_end_to_end_and_in_the_resume_guard(tmp_path: Path) -> None:
+    """The approximate mode on real files: same rows as exact here (near-duplicates LSH always
+    proposes), the mode in summary and manifest, and a folder of one mode refuses the other."""
+    data = _write_jsonl(tmp_path / "data.jsonl", ROWS)
+    seeds = _write_jsonl(tmp_path / "seeds.jsonl", SEEDS)
+    runs = {}
+    for mode in ("exact", "minhash"):
+        out = tmp_path / mode
+        args = ("dedup", str(data), "--out", str(out), "--pool", str(seeds), "--mode", mode)
+        result = _cli(*args)
+        assert result.returncode == 0, result.stderr
+        assert f"threshold 0.7, {mode}," in result.stdout
+        runs[mode] = out
+    assert _jsonl(runs["minhash"] / "rejected.jsonl") == _jsonl(runs["exact"] / "rejected.jsonl")
+    kept = {m: _jsonl(runs[m] / "kept.jsonl") for m in runs}
+    assert [r["id"] for r in kept["minhash"]] == [r["id"] for r in kept["exact"]]
+    for approx, exact in zip(kept["minhash"], kept["exact"], strict=True):
+        # a kept row's max is over the proposed pairs only: a lower bound of the exact max
+        assert approx["scores"]["rouge_l_max"] <= exact["scores"]["rouge_l_max"]
+    summary = json.loads((runs["minhash"] / "summary.json").read_text(encoding="utf-8"))
+    assert summary["mode"] == "minhash" and summary["rejected"] == 2
+    manifest = json.loads((runs["minhash"] / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["mode"] == "minhash"
+    again = _cli("dedup", str(data), "--out", str(runs["minhash"]), "--pool", str(seeds))
+    assert again.returncode != 0 and "different" in again.stderr and "Traceback" not in again.stderr
+    bad = _cli("dedup", str(data), "--out", str(tmp_path / "bad"), "--mode", "fuzzy")
+    assert bad.returncode != 0 and "unknown novelty mode 'fuzzy'" in bad.stderr
+
+
+def test_recipe_dedup_mode_minhash_runs_and_bad_mode_names_the_line(tmp_path: Path) -> None:
+    rows = [
+        *ROWS,
+        {"id": "r6", "instruction": "GIVE THREE TIPS FOR STAYING HEALTHY", "output": "."},
+    ]
+    _write_jsonl(tmp_path / "data.jsonl", rows)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("data: data.jsonl\nstages:\n  - dedup:\n      mode: minhash\n")
+    result = _cli("run", str(recipe), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    kept = [r["id"] for r in _jsonl(tmp_path / "run" / "kept.jsonl")]
+    assert kept == ["r1", "r3", "r4", "r5"]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["stages"] == [{"dedup": {"mode": "minhash"}}]
+    recipe.write_text("data: data.jsonl\nstages:\n  - dedup:\n      mode: fuzzy\n")
+    bad = _cli("run", str(recipe), "--out", str(tmp_path / "run2"))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "recipe.yaml:3" in bad.stderr and "unknown novelty mode 'fuzzy'" in bad.stderr

@@ -10,6 +10,7 @@ import pytest
 from tests.report.conftest import XSS_IMG
 from tunesmith.errors import DataError
 from tunesmith.records import Record
+from tunesmith.report import curves
 from tunesmith.report import data as rd
 from tunesmith.report.metrics import histogram
 
@@ -38,12 +39,26 @@ def test_funnel_counts_from_rejected_jsonl(run_dir: Path) -> None:
 
 def test_funnel_with_nothing_rejected() -> None:
     funnel = rd.build_funnel(5, [])
-    assert funnel == {"generated": 5, "kept": 5, "failed": 0, "steps": []}
+    assert funnel == {"generated": 5, "kept": 5, "failed": 0, "unchanged": 0,
+                      "unchanged_examples": [], "steps": []}  # fmt: skip
+
+
+def test_kept_rows_whose_llm_step_failed_are_counted_with_the_reason() -> None:
+    failed = {"reflection": {"status": "failed", "failure": "no [Better Answer] section"}}
+    kept = [Record(id="a", instruction="x", meta=failed), Record(id="b", instruction="y"),
+            Record(id="c", instruction="z", meta={"reflection": {"status": "ok"}})]  # fmt: skip
+    unchanged = rd.unchanged_rows(kept)
+    assert [(r["id"], r["reason"]) for r in unchanged] == [
+        ("a", "reflection: no [Better Answer] section")
+    ]
+    funnel = rd.build_funnel(3, [], [], unchanged)
+    assert funnel["unchanged"] == 1 and funnel["kept"] == 3
+    assert funnel["unchanged_examples"][0]["reason"] == "reflection: no [Better Answer] section"
 
 
 def test_curve_from_events_jsonl(run_dir: Path) -> None:
     run = rd.open_run(run_dir)
-    curve = rd.build_curve(run.read_events(), started=run.manifest["started"])
+    curve = curves.build_curve(run.read_events(), started=run.manifest["started"])
     assert curve["x"] == "calls"
     pts = curve["points"]
     assert [p["generated"] for p in pts] == [12, 24, 36, 48, 60]
@@ -59,7 +74,7 @@ def test_curve_falls_back_to_kept_plus_rejected_and_seconds() -> None:
         {"t": 100.0, "kept": 1, "rejected": 1, "calls": 0},
         {"t": 105.0, "note": "no counts: ignored"},
     ]
-    curve = rd.build_curve(events, started=90.0)
+    curve = curves.build_curve(events, started=90.0)
     assert curve["x"] == "elapsed_s"  # a fully cached replay made no calls
     assert [(p["elapsed_s"], p["generated"], p["kept"]) for p in curve["points"]] == [
         (10.0, 2, 1),
@@ -160,7 +175,7 @@ def test_curve_plots_only_generation_events_of_a_multi_stage_run() -> None:
         {"t": 3, "stage": "is_classification", "done": 8, "kept": 8, "calls": 16},
         {"t": 4, "stage": "instances", "done": 8, "kept": 13, "calls": 24},
     ]
-    curve = rd.build_curve(events)
+    curve = curves.build_curve(events)
     assert [(p["generated"], p["kept"]) for p in curve["points"]] == [(23, 20), (46, 40)]
 
 
@@ -212,14 +227,14 @@ def test_cumulative_curves_never_go_down() -> None:
         {"t": 4, "stage": "respond", "kept": 30, "rejected": 6, "calls": 36, "cost_usd": 0.6},
     ]
     for events in (recipe, resumed):
-        pts = rd.build_curve(events)["points"]
+        pts = curves.build_curve(events)["points"]
         for key in ("generated", "kept", "calls", "cost_usd", "elapsed_s"):
             values = [p[key] for p in pts]
             assert values == sorted(values), (key, values)
-    pts = rd.build_curve(resumed)["points"]
+    pts = curves.build_curve(resumed)["points"]
     assert [p["kept"] for p in pts] == [10, 20, 20, 30]
     assert [p["calls"] for p in pts] == [12, 24, 24, 36]
-    assert len(rd.build_curve(recipe)["points"]) == 1  # one stage's series, not three stages'
+    assert len(curves.build_curve(recipe)["points"]) == 1  # one stage's series, not three stages'
 
 
 def test_one_long_row_does_not_squash_the_length_histogram() -> None:
@@ -240,11 +255,11 @@ def test_the_curve_ends_at_the_runs_total_calls() -> None:
         {"t": 2, "stage": "bootstrap", "generated": 46, "kept": 40, "calls": 5, "cost_usd": 0.5},
         {"t": 3, "stage": "instances", "done": 40, "kept": 61, "calls": 55, "cost_usd": 2.0},
     ]
-    curve = rd.close_curve(rd.build_curve(events), {"calls": 55, "cost_usd": 2.0})
+    curve = curves.close_curve(curves.build_curve(events), {"calls": 55, "cost_usd": 2.0})
     assert [(p["calls"], p["kept"]) for p in curve["points"]] == [(3, 20), (5, 40), (55, 40)]
     assert curve["points"][-1]["cost_per_kept"] == pytest.approx(2.0 / 40)
-    same = rd.build_curve(events[:2])
-    assert rd.close_curve(same, {"calls": 5}) == same  # nothing after generation: unchanged
+    same = curves.build_curve(events[:2])
+    assert curves.close_curve(same, {"calls": 5}) == same  # nothing after generation: unchanged
 
 
 def test_compared_runs_plot_all_of_a_methods_calls(tmp_path: Path) -> None:

@@ -101,12 +101,14 @@ def test_score_ifd_top_share_then_filter_ppl(data: Path, tmp_path: Path) -> None
     assert sorted(r["scores"]["ifd"] for r in rows(out / "kept.jsonl")) == best
     assert "kept 2, rejected 2" in invoke(*args)  # rerun: resumed, same decision
     assert len(rows(out / "kept.jsonl")) == 2
+    assert (out / "report.html").is_file()
 
     # filter ppl scores the IFD-scored rows (transformers runtime), keeping their IFD scores
     ppl_out = tmp_path / "ppl"
     invoke("filter", "ppl", out / "scored" / "kept.jsonl", "--out", ppl_out, "--threshold", "1e9")
     kept = rows(ppl_out / "kept.jsonl")
     assert len(kept) == 4 and all(r["scores"]["ppl"] > 1 and "ifd" in r["scores"] for r in kept)
+    assert (ppl_out / "report.html").is_file()
     strict = tmp_path / "strict"
     invoke("filter", "ppl", ppl_out / "kept.jsonl", "--out", strict, "--threshold", "1")
     assert len(rows(strict / "rejected.jsonl")) == 4  # reused scores, all above 1

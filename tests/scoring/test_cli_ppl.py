@@ -30,6 +30,8 @@ def score_ppl(data: Path, out: Path, *args: str) -> list[dict]:
     assert result.returncode == 0, result.stderr
     assert "kept " in result.stdout and "(scores under 'ppl" in result.stdout
     assert "Traceback" not in result.stderr
+    assert "Loading weights" not in result.stderr, "the model load's progress bar leaked"
+    assert (out / "report.html").is_file()
     rows = [json.loads(x) for x in (out / "kept.jsonl").read_text("utf-8").splitlines()]
     rejected = out / "rejected.jsonl"
     if rejected.exists():

@@ -99,8 +99,9 @@ def count_rows(run_path: Path) -> dict[str, int]:
 
 
 def _marked_failed(row: dict[str, Any]) -> bool:
-    meta = row.get("meta") or {}
-    return any(isinstance(v, dict) and v.get("status") == "failed" for v in meta.values())
+    from tunesmith.runs import failed_step
+
+    return failed_step(row.get("meta") or {}) is not None
 
 
 def finish(run_path: Path, run: RunOptions, *, note: str = "", metrics: str = "cheap") -> None:

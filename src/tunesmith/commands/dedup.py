@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(
             0, "--top-k", help="Also store the K most similar items and the mean (slower)."
         ),
+        mode: str = typer.Option(
+            "exact", "--mode", help="exact, or minhash (LSH proposals + exact check, 1M+ rows)."
+        ),
         *,
         run: c.RunOptions,
         rows: c.DataOptions,
@@ -35,7 +38,9 @@ def register(app: typer.Typer) -> None:
         from tunesmith.filters.novelty import dedup_to_folder
 
         summary = dedup_to_folder(
-            data, out, threshold=threshold, field=field, pool_path=pool, top_k=top_k,
+            data, out, threshold=threshold, field=field, pool_path=pool, top_k=top_k, mode=mode,
             records=rows.read(data), **c.driver_flags(dedup_to_folder, run),
         )  # fmt: skip
-        c.finish(Path(out), run, note=f"threshold {threshold}, {summary['elapsed_s']:.2f} s")
+        c.finish(
+            Path(out), run, note=f"threshold {threshold}, {mode}, {summary['elapsed_s']:.2f} s"
+        )

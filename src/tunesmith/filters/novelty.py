@@ -21,7 +21,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,6 +41,9 @@ __all__ = [
 ]
 
 FIELDS = ("instruction", "input", "output", "prompt")
+#: ``exact``: this module's filter; ``minhash``: MinHash/LSH proposals verified with exact
+#: ROUGE-L (:mod:`tunesmith.filters.minhash_novelty`), for 1M+ rows; it can only miss rejections.
+MODES = ("exact", "minhash")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +66,21 @@ class NoveltyDecision:
     mean_score: float | None = None
 
 
-class NoveltyFilter:
+class PoolTexts:
+    """The pool's texts, in order: what the exact and the approximate filter share."""
+
+    _texts: list[str]
+
+    @property
+    def pool_texts(self) -> list[str]:
+        """The pool in order: initial pool texts, then every kept candidate."""
+        return list(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+class NoveltyFilter(PoolTexts):
     """Streaming ROUGE-L novelty filter with the exact decisions of ``rouge-score``.
 
     Args:
@@ -85,14 +102,6 @@ class NoveltyFilter:
         self._texts: list[str] = []
         self._index = RougeIndex()
         self.add_pool(pool)
-
-    @property
-    def pool_texts(self) -> list[str]:
-        """The pool in order: initial pool texts, then every kept candidate."""
-        return list(self._texts)
-
-    def __len__(self) -> int:
-        return len(self._texts)
 
     def add_pool(self, texts: Iterable[str]) -> None:
         """Add texts to the pool without deciding on them (e.g. seed instructions)."""
@@ -138,6 +147,42 @@ class NoveltyFilter:
         )
 
 
+class Decider(Protocol):
+    """What the stage needs of a filter: the exact one or the MinHash/LSH one."""
+
+    threshold: float
+    top_k: int
+
+    def check(self, candidates: Sequence[str], *, commit: bool = True) -> list[NoveltyDecision]:
+        """Decide candidates in order, each kept one joining the pool."""
+        ...
+
+
+def make_filter(
+    threshold: float, *, pool: Iterable[str] = (), top_k: int = 0, mode: str = "exact"
+) -> Decider:
+    """The novelty filter of ``mode`` (see :data:`MODES`)."""
+    check_mode(mode, top_k, threshold)
+    if mode == "minhash":
+        from tunesmith.filters.minhash_novelty import MinHashNoveltyFilter
+
+        return MinHashNoveltyFilter(threshold, pool=pool)
+    return NoveltyFilter(threshold, pool=pool, top_k=top_k)
+
+
+def check_mode(mode: str, top_k: int = 0, threshold: float = 0.7) -> None:
+    """ConfigError unless ``mode`` is known and fits the other settings.
+
+    Top-k scores need the exact mode's whole pool; LSH needs a threshold in (0, 1).
+    """
+    if mode not in MODES:
+        raise ConfigError(f"unknown novelty mode '{mode}' (choose from {', '.join(MODES)})")
+    if mode == "minhash" and top_k:
+        raise ConfigError("top_k needs mode exact (minhash scores only the proposed pairs)")
+    if mode == "minhash" and not 0.0 < threshold < 1.0:
+        raise ConfigError(f"minhash mode needs a threshold in (0, 1), got {threshold}")
+
+
 def field_text(record: Record, field: str) -> str:
     """The text a filter reads: ``instruction``, ``input``, ``output`` or ``prompt``."""
     if field == "prompt":
@@ -148,7 +193,7 @@ def field_text(record: Record, field: str) -> str:
 
 
 def screen_records(
-    flt: NoveltyFilter, names: list[str], records: Sequence[Record], field: str
+    flt: Decider, names: list[str], records: Sequence[Record], field: str
 ) -> StageResult:
     """Decide records in order; ``names`` (pool order) gets the id of every kept record."""
     result = StageResult()
@@ -176,6 +221,7 @@ def dedup_records(
     pool: Iterable[str] = (),
     field: str = "instruction",
     top_k: int = 0,
+    mode: str = "exact",
 ) -> tuple[list[Record], list[Rejected]]:
     """Drop records too similar (ROUGE-L F > threshold) to the pool or to an earlier kept record.
 
@@ -185,6 +231,8 @@ def dedup_records(
         pool: texts every record is also compared with (e.g. seed instructions), named "pool[i]".
         field: the record text compared (``instruction``, ``input``, ``output`` or ``prompt``).
         top_k: also store ``rouge_l_top`` ([id, F] pairs) and ``rouge_l_mean`` (slower).
+        mode: ``exact`` or ``minhash`` (approximate: may keep a near-duplicate the exact filter
+            drops; a kept row's ``rouge_l_max`` is then the max over the verified pairs only).
 
     Returns:
         Kept records (with ``scores["rouge_l_max"]``) and rejections (score = max F, reason
@@ -193,7 +241,7 @@ def dedup_records(
     if field not in FIELDS:
         raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
     pool_texts = list(pool)
-    flt = NoveltyFilter(threshold, pool=pool_texts, top_k=top_k)
+    flt = make_filter(threshold, pool=pool_texts, top_k=top_k, mode=mode)
     names = [f"pool[{i}]" for i in range(len(pool_texts))]
     result = screen_records(flt, names, records, field)
     return result.kept, result.rejected
@@ -209,6 +257,7 @@ def dedup_to_folder(
     top_k: int = 0,
     force_new: bool = False,
     records: Sequence[Record] | None = None,
+    mode: str = "exact",
 ) -> dict[str, Any]:
     """Dedup a dataset file into a run folder (``kept.jsonl``, ``rejected.jsonl``, summary).
 
@@ -226,10 +275,12 @@ def dedup_to_folder(
     if field not in FIELDS:
         raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
     NoveltyFilter(threshold, top_k=top_k)  # validates the settings before any reading
+    check_mode(mode, top_k, threshold)
     records = read_records(data) if records is None else records
     _check_unique_ids(records, data)
     pool = [field_text(r, field) for r in read_records(pool_path)] if pool_path else []
     config = {"data": str(data), "threshold": threshold, "field": field, "top_k": top_k}
+    config["mode"] = mode  # in the resume guard: an exact run never continues as minhash
     config["pool"] = str(pool_path) if pool_path else None
     driver = RunDriver.open(out, method="dedup", config=config, keeps_ledger=False,
                             inputs=fingerprint([*records, *pool]), resumable=("pool",),
@@ -237,13 +288,13 @@ def dedup_to_folder(
     with driver:
         start = time.perf_counter()
         kept, rejected = dedup_records(
-            records, threshold=threshold, pool=pool, field=field, top_k=top_k
+            records, threshold=threshold, pool=pool, field=field, top_k=top_k, mode=mode
         )
         elapsed = time.perf_counter() - start
         driver.report(StageResult(kept, rejected), NoveltyStage.name, log=False)
         summary: dict[str, Any] = {"rows": len(records), "kept": len(kept)}
         summary.update(rejected=len(rejected), pool=len(pool), threshold=threshold, field=field)
-        summary.update(top_k=top_k, elapsed_s=round(elapsed, 4))
+        summary.update(top_k=top_k, mode=mode, elapsed_s=round(elapsed, 4))
         driver.write_artifact("summary.json", summary)
         driver.finish("done", **summary)
     return summary

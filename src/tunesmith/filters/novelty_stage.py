@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tunesmith.errors import ConfigError
-from tunesmith.filters.novelty import FIELDS, NoveltyFilter, screen_records
+from tunesmith.filters.novelty import FIELDS, Decider, check_mode, make_filter, screen_records
 from tunesmith.llm.client import LLM
 from tunesmith.records import Record
 from tunesmith.stages import Stage, StageResult
@@ -20,7 +20,8 @@ class NoveltyStage(Stage):
     """Pipeline stage: the ROUGE-L novelty filter (Self-Instruct 0.7, SeDi-Instruct 0.85).
 
     Unlike most stages it is stateful across batches: the pool keeps every record kept so far,
-    so batches must run in order in one process.
+    so batches must run in order in one process. ``mode: minhash`` swaps in the approximate
+    filter of :mod:`tunesmith.filters.minhash_novelty` (default ``exact``).
     """
 
     name = "novelty"
@@ -32,19 +33,24 @@ class NoveltyStage(Stage):
         field: str = "instruction",
         top_k: int = 0,
         pool: Sequence[str] = (),
+        mode: str = "exact",
     ) -> None:
+        check_mode(mode, top_k, threshold)  # here, so a recipe's error names its file:line
         self.threshold = threshold
         self.field = field
         self.top_k = top_k
         self.pool = tuple(pool)
-        self._filter: NoveltyFilter | None = None
+        self.mode = mode
+        self._filter: Decider | None = None
         self._names: list[str] = []
 
     def setup(self) -> None:
         if self.field not in FIELDS:
             raise ConfigError(f"unknown field '{self.field}' (choose from {', '.join(FIELDS)})")
         if self._filter is None:
-            self._filter = NoveltyFilter(self.threshold, pool=self.pool, top_k=self.top_k)
+            self._filter = make_filter(
+                self.threshold, pool=self.pool, top_k=self.top_k, mode=self.mode
+            )
             self._names = [f"pool[{i}]" for i in range(len(self.pool))]
 
     def run(self, records: Sequence[Record], llm: LLM | None = None) -> StageResult:

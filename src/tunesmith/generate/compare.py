@@ -180,34 +180,49 @@ def _run_one(
 
 
 def method_row(folder: Path, method: str, target: int, status: str = "done") -> dict[str, Any]:
-    """One method's numbers, computed from its run folder by the module's definitions."""
+    """One method's numbers, computed from its run folder by the module's definitions.
+
+    The console (``generate``, ``demo``), the report and ``compare-generators`` all call this, so
+    a run's generated, kept and calls per kept are the same numbers wherever they are shown.
+    """
     kept = len({r["instruction"] for r in _jsonl(folder / "kept.jsonl")})
     events = _jsonl(folder / "events.jsonl")
     stage = GENERATION_STAGE[method]
     generated = max((int(e.get("generated", 0)) for e in events if e.get("stage") == stage),
                     default=0)  # fmt: skip
     ledger = Ledger.from_dict(json.loads((folder / "ledger.json").read_text(encoding="utf-8")))
-    total, by_stage = ledger.totals(), ledger.to_dict()["stages"]
-    tokens = total["prompt_tokens"] + total["completion_tokens"]
-
-    def per_kept(value: float) -> float | None:  # undefined, not "per 1", when nothing was kept
-        return value / kept if kept else None
-
     return {
         "method": method,
         "status": status if status != "done" else ("reached" if kept >= target else "short"),
         "why": shortfall_reason(events, stage, kept, target, status),
+        **cost_numbers(generated, kept, ledger.totals()),
+        "generation_calls": ledger.to_dict()["stages"].get(stage, {}).get("calls", 0),
+        "run": str(folder),
+    }
+
+
+def cost_numbers(generated: int, kept: int, totals: Mapping[str, Any]) -> dict[str, Any]:
+    """generated, kept, keep rate, calls, tokens and cost, each per kept instruction.
+
+    The one place the module's definitions become numbers (:func:`method_row` and the manifest
+    summary of every generator use it). A per-kept number is undefined (None), not "per 1", when
+    nothing was kept.
+    """
+    tokens = totals["prompt_tokens"] + totals["completion_tokens"]
+
+    def per_kept(value: float) -> float | None:
+        return value / kept if kept else None
+
+    return {
         "generated": generated,
         "kept": kept,
         "keep_rate": kept / generated if generated else 0.0,
-        "calls": total["calls"],
-        "generation_calls": by_stage.get(stage, {}).get("calls", 0),
+        "calls": totals["calls"],
         "tokens": tokens,
-        "cost_usd": total["cost_usd"],
-        "calls_per_kept": per_kept(total["calls"]),
+        "cost_usd": totals["cost_usd"],
+        "calls_per_kept": per_kept(totals["calls"]),
         "tokens_per_kept": per_kept(tokens),
-        "cost_per_kept": per_kept(total["cost_usd"]),
-        "run": str(folder),
+        "cost_per_kept": per_kept(totals["cost_usd"]),
     }
 
 

@@ -260,17 +260,21 @@ class BootstrapLoop:
 def run_summary(
     llm: LLM, *, generated: int, kept_instructions: int, kept_records: int
 ) -> dict[str, Any]:
-    """Calls, tokens and cost in total and per kept instruction (SeDi-Instruct's cost measure)."""
+    """Calls, tokens and cost in total and per kept instruction (SeDi-Instruct's cost measure).
+
+    The per-kept numbers follow compare-generators' definitions (one function computes them), so
+    the manifest says what the console and the report say.
+    """
+    # compare imports the generators, which import this module: import it when called
+    from tunesmith.generate.compare import cost_numbers
+
     totals = llm.ledger.totals()
-    per = max(1, kept_instructions)
-    tokens = totals["prompt_tokens"] + totals["completion_tokens"]
+    numbers = cost_numbers(generated, kept_instructions, totals)
     return {
         "generated": generated,
         "kept_instructions": kept_instructions,
         "kept_records": kept_records,
         **totals,
-        "calls_per_kept": totals["calls"] / per,
-        "tokens_per_kept": tokens / per,
-        "cost_per_kept": totals["cost_usd"] / per,
+        **{k: numbers[k] for k in ("calls_per_kept", "tokens_per_kept", "cost_per_kept")},
         "by_stage": llm.ledger.to_dict()["stages"],
     }

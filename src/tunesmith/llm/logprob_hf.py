@@ -92,11 +92,15 @@ class TransformersLogProb(LogProbModel):
         if torch_dtype is None or not isinstance(torch_dtype, torch.dtype):  # type: ignore[attr-defined]
             raise ConfigError(f"unknown torch dtype '{self.dtype}'")
         name = resolve_hf_model(self.model)
+        from tunesmith.metrics.quiet import quiet_libraries
+
         try:
-            tok = transformers.AutoTokenizer.from_pretrained(name)  # type: ignore[attr-defined]
-            lm = transformers.AutoModelForCausalLM.from_pretrained(  # type: ignore[attr-defined]
-                name, dtype=torch_dtype
-            )
+            # no "Loading weights" bar or load-time warnings over the command's own output
+            with quiet_libraries():
+                tok = transformers.AutoTokenizer.from_pretrained(name)  # type: ignore[attr-defined]
+                lm = transformers.AutoModelForCausalLM.from_pretrained(  # type: ignore[attr-defined]
+                    name, dtype=torch_dtype
+                )
         except OSError as exc:
             raise ConfigError(f"cannot load causal LM '{name}': {exc}") from None
         return tok, lm.to(self.device).eval()

@@ -85,11 +85,15 @@ class TransformersBackend(Backend):
         dtypes["float16"] = torch.float16
         if self.dtype not in dtypes:
             raise ConfigError(f"dtype must be one of {', '.join(dtypes)}, not '{self.dtype}'")
+        from tunesmith.metrics.quiet import quiet_libraries
+
         try:
-            tok = transformers.AutoTokenizer.from_pretrained(path)
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                path, dtype=dtypes[self.dtype]
-            )
+            # no "Loading weights" bar or load-time warnings over the command's own output
+            with quiet_libraries():
+                tok = transformers.AutoTokenizer.from_pretrained(path)
+                model = transformers.AutoModelForCausalLM.from_pretrained(
+                    path, dtype=dtypes[self.dtype]
+                )
         except OSError as exc:
             raise ConfigError(
                 f"cannot load model '{self.model}': {str(exc).splitlines()[0]}"

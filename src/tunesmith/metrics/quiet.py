@@ -18,7 +18,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr
+from contextlib import contextmanager, redirect_stderr, suppress
 from typing import Any
 
 #: Environment switches the libraries read (progress bars and verbosity).
@@ -47,12 +47,16 @@ _LOGGERS = (
 @contextmanager
 def quiet_libraries() -> Iterator[None]:
     """Silence third-party warnings, progress bars and logs below ERROR inside the block."""
+    _import_env_readers()
     saved_env = {k: os.environ.get(k) for k in _ENV}
     saved_levels = {name: logging.getLogger(name).level for name in _LOGGERS}
+    # transformers' verbosity is its logger's level: read it before that level is changed below,
+    # or the restore would keep ERROR (seen as a failure of tests/metrics/test_quiet.py only when
+    # an earlier test had imported transformers)
+    restore_transformers = _quiet_loaded_transformers()
     os.environ.update(_ENV)
     for name in _LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
-    restore = _quiet_loaded_transformers()
     try:
         with warnings.catch_warnings(), redirect_stderr(_Discard()):
             warnings.simplefilter("ignore")
@@ -63,9 +67,17 @@ def quiet_libraries() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        restore_transformers()
         for name, level in saved_levels.items():
             logging.getLogger(name).setLevel(level)
-        restore()
+
+
+def _import_env_readers() -> None:
+    """Import tqdm before ``TQDM_DISABLE`` is set: tqdm turns the environment it sees at import
+    into its defaults, so a first import inside the block would disable every later bar in the
+    process (a notebook's, or our own after a report was written)."""
+    with suppress(ImportError):  # not installed: nothing to protect
+        import tqdm  # noqa: F401
 
 
 class _Discard(io.StringIO):

@@ -27,7 +27,7 @@ from markupsafe import Markup
 from tunesmith import __version__
 from tunesmith.errors import DataError
 from tunesmith.records import Record
-from tunesmith.report import charts
+from tunesmith.report import charts, curves
 from tunesmith.report import data as rd
 from tunesmith.report.metrics import (
     LENGTH_FIELDS,
@@ -100,13 +100,15 @@ def run_context(path: Path, *, metrics: str) -> dict[str, Any]:
     kept = run.read_kept()
     rejected = run.read_rejected()
     failed = rd.read_failed(path)
+    unchanged = rd.unchanged_rows(kept)
     ledger = rd.read_ledger(path)
     summary = rd.summarize_run(
-        run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected), n_failed=len(failed)
-    )
-    funnel = rd.build_funnel(len(kept), rejected, failed)
-    curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
-    curve = rd.close_curve(curve, summary)
+        run.manifest, ledger, n_kept=len(kept), n_rejected=len(rejected), n_failed=len(failed),
+        n_unchanged=len(unchanged), generation=rd.generation_numbers(path, run.manifest),
+    )  # fmt: skip
+    funnel = rd.build_funnel(len(kept), rejected, failed, unchanged)
+    curve = curves.build_curve(run.read_events(), started=run.manifest.get("started"))
+    curve = curves.close_curve(curve, summary)
     rejected_items = [rd.rejected_record(row) for row in rejected]
     rejected_items += [rd.failed_record(row) for row in failed]
     datasets: list[tuple[str, Sequence[Record], bool]] = [("kept", kept, True)]
@@ -183,20 +185,21 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
 
 def _runs_context(runs: Sequence[tuple[str, Path]]) -> dict[str, Any]:
     """One summary row per run and their curves on shared axes (SeDi-Instruct, Figure 1)."""
-    rows, curves = [], []
+    rows, run_curves = [], []
     for name, p in runs:
         run = rd.open_run(p)
         ledger = rd.read_ledger(p)
         n_kept, n_rejected = len(run.kept_ids()), len(run.rejected_ids())
         n_failed = len(rd.read_failed(p))
         summary = rd.summarize_run(
-            run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected, n_failed=n_failed
-        )
+            run.manifest, ledger, n_kept=n_kept, n_rejected=n_rejected, n_failed=n_failed,
+            generation=rd.generation_numbers(p, run.manifest),
+        )  # fmt: skip
         rows.append({"name": name, **summary})
-        curve = rd.build_curve(run.read_events(), started=run.manifest.get("started"))
-        curves.append((name, rd.close_curve(curve, summary)))
+        curve = curves.build_curve(run.read_events(), started=run.manifest.get("started"))
+        run_curves.append((name, curves.close_curve(curve, summary)))
     svgs = []
-    by_calls = [(n, c["points"]) for n, c in curves if c["points"] and c["x"] == "calls"]
+    by_calls = [(n, c["points"]) for n, c in run_curves if c["points"] and c["x"] == "calls"]
     if by_calls:
         svgs.append(
             charts.line_chart(

@@ -209,9 +209,10 @@ def funnel_chart(funnel: dict[str, Any], *, width: int = 720) -> Markup:
         body.append(
             bar(4 + i * row_h, s["stage"], s["remaining"], s["removed"], "#9db8d6", tip, cls)
         )
-    body.append(
-        bar(4 + (len(steps) + 1) * row_h, "kept", funnel["kept"], 0, PALETTE[4], "kept rows")
-    )
+    unchanged = funnel.get("unchanged") or 0
+    label = f"kept ({unchanged:,} unchanged)" if unchanged else "kept"
+    tip = f"kept rows; {unchanged:,} unchanged: their LLM step failed" if unchanged else "kept rows"
+    body.append(bar(4 + (len(steps) + 1) * row_h, label, funnel["kept"], 0, PALETTE[4], tip))
     return _svg(width, height, body, "filter funnel")
 
 

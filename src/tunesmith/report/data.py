@@ -1,12 +1,12 @@
-"""Assemble what the report shows from a run folder: summary, funnel, curves, seed scores, rows.
+"""Assemble what the report shows from a run folder: summary, funnel, seed scores, rows (the
+curves are in :mod:`tunesmith.report.curves`).
 
 Everything here is plain data (dicts, lists, numbers, strings) so it can be unit-tested without a
 browser and embedded in the page as JSON. Nothing is escaped here: escaping happens once, at the
 boundary, in :mod:`tunesmith.report.build` (JSON embedding) and the Jinja template (autoescape).
 
-The funnel and curves follow how the seed papers show a run: the funnel is "generated -> removed
-by each filter -> kept" (Self-Instruct section 2.3's filters, with what each removed), and the curve
-is SeDi-Instruct's Figure 1: generated and kept instructions as the API calls grow.
+The funnel follows how Self-Instruct shows a run: "generated -> removed by each filter -> kept"
+(section 2.3's filters, with what each removed).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 from tunesmith.errors import DataError
 from tunesmith.records import Record
-from tunesmith.runs import RunDir
+from tunesmith.report.curves import number_or_zero
+from tunesmith.runs import RunDir, failed_step
 
 EXAMPLES_PER_STAGE = 3
 MAX_FIELD_CHARS = 2000
@@ -62,11 +63,18 @@ def summarize_run(
     n_kept: int,
     n_rejected: int,
     n_failed: int = 0,
+    n_unchanged: int = 0,
+    generation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run summary: method, model, status, timings, usage totals and cost per kept row.
 
     ``elapsed_s`` is the run's wall time; ``latency_s`` is the ledger's sum of per-call latencies,
     which exceeds wall time when calls run concurrently (shown as such, with the mean per call).
+    ``generation`` (a generation run's :func:`generation_numbers`) replaces the row counts by the
+    console's and compare-generators' instruction counts: ``kept`` is then kept instructions, and
+    ``kept_rows`` the rows of ``kept.jsonl`` (Self-Instruct keeps one row per instance).
+    ``unchanged`` counts kept rows whose LLM step failed (kept as they were, see
+    :func:`unchanged_rows`).
     """
     total = {k: (ledger.get("total") or {}).get(k, 0) for k in USAGE_KEYS}
     config = manifest.get("config") or {}
@@ -88,10 +96,14 @@ def summarize_run(
         "kept": n_kept,
         "rejected": n_rejected,
         "failed": n_failed,
+        "unchanged": n_unchanged,
         **total,
         "latency_per_call_s": (total["latency_s"] / total["calls"]) if total["calls"] else None,
         "cost_per_kept": (total["cost_usd"] / n_kept) if n_kept else None,
         "calls_per_kept": (total["calls"] / n_kept) if n_kept else None,
+        "kept_rows": n_kept,
+        "unit": "rows",
+        **(_instruction_counts(generation) if generation else {}),
         "stages": {
             str(tag): {k: usage.get(k, 0) for k in USAGE_KEYS}
             for tag, usage in (ledger.get("stages") or {}).items()
@@ -103,10 +115,44 @@ def summarize_run(
     }
 
 
+def generation_numbers(path: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A generation run's numbers as the console and compare-generators print them (None when
+    ``path`` is not a run of a compared method, or has no ledger yet)."""
+    from tunesmith.generate.compare import GENERATION_STAGE, method_row
+
+    method = str(manifest.get("method", ""))
+    if method not in GENERATION_STAGE or not (path / "ledger.json").is_file():
+        return None
+    params = (manifest.get("config") or {}).get("params") or {}
+    target = int(params.get("num_instructions") or 0)
+    status = "budget" if "budget" in str(manifest.get("status", "")) else "done"
+    row = method_row(path, method, target, status)
+    return {**row, "target": target or None, "why": row["why"] if target else ""}
+
+
+def _instruction_counts(row: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("generated", "kept", "calls_per_kept", "cost_per_kept", "tokens_per_kept")
+    return {"unit": "instructions", **{k: row[k] for k in (*keys, "target", "why")}}
+
+
+def unchanged_rows(kept: Iterable[Record]) -> list[dict[str, Any]]:
+    """Kept rows whose LLM step failed, as funnel rows (a reflection the model did not follow
+    keeps the original row: kept, not improved); the reason names the stage and its failure."""
+    rows = []
+    for rec in kept:
+        stage = failed_step(rec.meta)
+        if stage is not None:
+            failure = rec.meta[stage].get("failure") or "failed"
+            rows.append({"id": rec.id, "instruction": rec.instruction, "output": rec.output,
+                         "score": None, "reason": f"{stage}: {failure}"})  # fmt: skip
+    return rows
+
+
 def build_funnel(
     n_kept: int,
     rejected: Sequence[Mapping[str, Any]],
     failed: Sequence[Mapping[str, Any]] = (),
+    unchanged: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Generated -> failed -> removed by each stage (in order of first rejection) -> kept.
 
@@ -115,6 +161,7 @@ def build_funnel(
         rejected: rows of ``rejected.jsonl`` (each with ``rejected_by``, ``score``, ``reason``).
         failed: rows of ``failed.jsonl``: rows whose LLM call failed (``status``, ``message``);
             they were never decided, and a rerun with ``--retry-failed`` tries them again.
+        unchanged: kept rows whose LLM step failed (:func:`unchanged_rows`): kept, not improved.
 
     Returns:
         ``{"generated", "kept", "failed", "steps": [{stage, removed, remaining, share, scores,
@@ -144,7 +191,14 @@ def build_funnel(
                 "examples": [_example(r) for r in rows[:EXAMPLES_PER_STAGE]],
             }
         )
-    return {"generated": generated, "kept": n_kept, "failed": len(failed), "steps": steps}
+    return {
+        "generated": generated,
+        "kept": n_kept,
+        "failed": len(failed),
+        "unchanged": len(unchanged),
+        "unchanged_examples": [_example(r) for r in unchanged[:EXAMPLES_PER_STAGE]],
+        "steps": steps,
+    }
 
 
 def read_failed(path: Path) -> list[dict[str, Any]]:
@@ -157,76 +211,6 @@ def read_failed(path: Path) -> list[dict[str, Any]]:
     run = open_run(path)
     done = run.kept_ids() | run.rejected_ids()
     return [row for row in run.read_failed() if str(row.get("id")) not in done]
-
-
-def build_curve(
-    events: Iterable[Mapping[str, Any]], started: float | None = None
-) -> dict[str, Any]:
-    """Cumulative generated / kept / calls / cost per event, for SeDi-Instruct's Figure 1.
-
-    Events are the cumulative snapshots ``RunDir.log_event`` writes after each batch. ``generated``
-    is taken from the event when present, else ``kept + rejected``. The x axis is API calls when
-    any were made (the paper's unit of cost), else seconds since the start (e.g. a cached replay).
-
-    A cumulative curve never goes down: only one stage's events are plotted (the generation
-    events when there are any, else the stage that logged most), and each count is carried as a
-    running maximum, so a counter that restarted (a resumed session) shows as flat, never as a
-    drop.
-    """
-    events = [e for e in events if "kept" in e]
-    # Multi-stage methods (Self-Instruct: bootstrap, then classification and instances; recipes:
-    # one event per stage) log "kept" counts of different things; plot one series.
-    if any("generated" in e for e in events):
-        events = [e for e in events if "generated" in e]
-    events = _one_stage(events)
-    points: list[dict[str, Any]] = []
-    for e in sorted(events, key=lambda e: float(e.get("t", 0))):
-        kept = _num(e.get("kept"))
-        points.append(
-            {
-                "t": float(e.get("t", 0)),
-                "generated": _num(e.get("generated", kept + _num(e.get("rejected")))),
-                "kept": kept,
-                "calls": _num(e.get("calls")),
-                "cost_usd": _num(e.get("cost_usd")),
-            }
-        )
-    for key in ("generated", "kept", "calls", "cost_usd"):
-        top = 0.0
-        for p in points:
-            top = p[key] = max(top, p[key])
-    t0 = started if started is not None else (points[0]["t"] if points else 0.0)
-    for p in points:
-        p["cost_per_kept"] = p["cost_usd"] / p["kept"] if p["kept"] else None
-        p["elapsed_s"] = max(0.0, p["t"] - t0)
-    x_key = "calls" if points and points[-1]["calls"] > 0 else "elapsed_s"
-    return {"x": x_key, "points": points}
-
-
-def close_curve(curve: dict[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
-    """End a calls-axis curve at the run's total calls and cost (the summary's numbers).
-
-    The plotted events are the generation stage's; later stages (Self-Instruct's classification
-    and instance generation) spend calls without adding instructions, so the last point is
-    repeated at the ledger's totals: the curve then counts all of the method's calls, as the
-    summary table does, instead of stopping at the generation stage's share.
-    """
-    pts = curve["points"]
-    calls, cost = float(summary.get("calls") or 0), float(summary.get("cost_usd") or 0)
-    if curve["x"] != "calls" or not pts or calls <= pts[-1]["calls"]:
-        return curve
-    last = dict(pts[-1])
-    last.update(calls=calls, cost_usd=max(cost, last["cost_usd"]))
-    last["cost_per_kept"] = last["cost_usd"] / last["kept"] if last["kept"] else None
-    return {**curve, "points": [*pts, last]}
-
-
-def _one_stage(events: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The events of the stage that logged most (the first such stage on a tie)."""
-    by_stage: dict[Any, list[Mapping[str, Any]]] = {}
-    for e in events:
-        by_stage.setdefault(e.get("stage"), []).append(e)
-    return max(by_stage.values(), key=len) if by_stage else []
 
 
 def load_seed_scores(path: Path) -> list[dict[str, Any]]:
@@ -247,7 +231,7 @@ def load_seed_scores(path: Path) -> list[dict[str, Any]]:
     for i, row in enumerate(data, start=1):
         if not isinstance(row, Mapping):
             raise DataError(path, i, "each seed score must be an object")
-        gen, kept = _num(row.get("seed_gen")), _num(row.get("seed_kept"))
+        gen, kept = number_or_zero(row.get("seed_gen")), number_or_zero(row.get("seed_kept"))
         score = row.get("score")
         rows.append(
             {
@@ -369,13 +353,6 @@ def _fmt_score(value: Any) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… [+{len(text) - limit} chars]"
-
-
-def _num(value: Any) -> float:
-    try:
-        return float(value or 0)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _iso(ts: Any) -> str:
