@@ -362,3 +362,31 @@ def test_eval_judge_config_keeps_the_judge_files_backend_unless_overridden() -> 
     assert "seed" not in other.options, "the judge file's options belong to its own backend"
     mine = _config_for(JudgeLLMOptions(backend="fake", model="m2"), "fake", "judge-model", {})
     assert (mine.backend, mine.model) == ("fake", "m2")
+
+
+def _panels(help_text: str) -> dict[str, set[str]]:
+    """The flags of each boxed help panel (``╭─ Options ─...``) of a ``--help`` output."""
+    import re
+
+    panels: dict[str, set[str]] = {}
+    current = ""
+    for line in help_text.splitlines():
+        if head := re.match(r"\s*╭─ (.+?) ─", line):
+            current = head.group(1)
+            panels[current] = set()
+        elif current and (flag := re.match(r"\s*│\s+(?:\*\s+)?(--[\w-]+)", line)):
+            panels[current].add(flag.group(1))
+    return panels
+
+
+def test_an_option_group_shows_in_its_panel_and_a_panelless_group_with_the_commands_own() -> None:
+    """A command's own options may be a group without a panel (``filter heuristics``): they stay
+    in the Options panel; the shared groups keep theirs, a subclass's override too."""
+    out = runner.invoke(app, ["filter", "heuristics", "--help"], env={"COLUMNS": "200"}).output
+    panels = _panels(out)
+    assert {"--min-instruction-words", "--any-language", "--help"} <= panels["Options"]
+    assert {"--force-new", "--report"} <= panels["Run folder options"]
+    assert {"--map", "--limit"} <= panels["Data options"]
+    assert not panels["Options"] & {"--force-new", "--map"}
+    out = runner.invoke(app, ["eval", "compare", "--help"], env={"COLUMNS": "200"}).output
+    assert {"--backend", "--model", "--max-calls"} <= _panels(out)["LLM options"]

@@ -70,8 +70,7 @@ def row_to_record(
             present and the likely one), or when the instruction is empty and that is not allowed.
     """
     parts = _Parts()
-    fmap = FieldMap.of(field_map)
-    for target, column in fmap.pairs:
+    for target, column in FieldMap.of(field_map).pairs:
         _take_mapped(parts, row, target, column, path, line)
     _take_shapes(parts, row, path, line)
     _take_aliases(parts, row, path, line)
@@ -85,7 +84,18 @@ def row_to_record(
     else:
         rid = row.get("id")
         parts.used.add("id")
-    row_meta, scores = json_dict(row.get("meta")), json_dict(row.get("scores"))
+    return Record(
+        id=str(rid) if rid not in (None, "") else stable_id(source, index),
+        instruction=parts.text.get("instruction", ""),
+        input=parts.text.get("input", ""),
+        output=parts.text.get("output", ""),
+        meta=_merge_meta(_read_meta(parts, row, source, index), json_dict(row.get("meta"))),
+        scores=json_dict(row.get("scores")),
+    )
+
+
+def _read_meta(parts: _Parts, row: Mapping[str, Any], source: str, index: int) -> dict[str, Any]:
+    """Where the row came from, which columns fed which field, and the columns nothing read."""
     extra = {k: v for k, v in row.items() if k not in parts.used}
     for key in ("meta", "scores"):
         if row.get(key) is not None and _parse_dict(row[key]) is None:  # not ours: keep as is
@@ -97,14 +107,7 @@ def row_to_record(
         meta["extra"] = extra
     if system := parts.text.get("system"):
         meta["system"] = system
-    return Record(
-        id=str(rid) if rid not in (None, "") else stable_id(source, index),
-        instruction=parts.text.get("instruction", ""),
-        input=parts.text.get("input", ""),
-        output=parts.text.get("output", ""),
-        meta=_merge_meta(meta, row_meta),
-        scores=scores,
-    )
+    return meta
 
 
 def _merge_meta(read: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:

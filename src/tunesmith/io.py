@@ -80,32 +80,31 @@ def read_records(
     if require_instruction is not None:
         allow_empty_instruction = not require_instruction
     fmap = FieldMap.of(field_map)
-    p = Path(path)
+    p = _dataset_path(Path(path))
+    source = p.stem if p.is_file() else p.name
+    try:
+        records = [
+            row_to_record(row, path=p, line=line, index=i, source=source, field_map=fmap,
+                          allow_empty_instruction=allow_empty_instruction)
+            for i, (line, row) in enumerate(iter_rows(p))
+        ]  # fmt: skip
+    except OSError as exc:  # unreadable: permissions, a folder named like a file, ...
+        raise DataError(p, None, f"cannot read: {exc.strerror or exc}") from None
+    if not records:
+        raise DataError(p, None, "no rows to read (the dataset is empty)")
+    return records
+
+
+def _dataset_path(p: Path) -> Path:
+    """The file or folder holding the rows (a run folder's ``kept.jsonl``); missing or empty
+    files are errors."""
     if not p.exists():
         raise DataError(p, None, "no such file or folder")
     if p.is_dir() and (p / "kept.jsonl").exists():  # a tunesmith run folder: its kept rows
         p = p / "kept.jsonl"
     if p.is_file() and p.stat().st_size == 0:
         raise DataError(p, None, "no rows to read (the file is empty)")
-    source = p.stem if p.is_file() else p.name
-    try:
-        records = [
-            row_to_record(
-                row,
-                path=p,
-                line=line,
-                index=i,
-                source=source,
-                field_map=fmap,
-                allow_empty_instruction=allow_empty_instruction,
-            )
-            for i, (line, row) in enumerate(iter_rows(p))
-        ]
-    except OSError as exc:  # unreadable: permissions, a folder named like a file, ...
-        raise DataError(p, None, f"cannot read: {exc.strerror or exc}") from None
-    if not records:
-        raise DataError(p, None, "no rows to read (the dataset is empty)")
-    return records
+    return p
 
 
 def describe_fields(records: Iterable[Record]) -> list[str]:

@@ -25,7 +25,9 @@ __all__ = [
     "BATCH",
     "DATA",
     "OUT",
+    "PPL_FIELD",
     "PROMPTS_DIR",
+    "TEMPLATES_HELP",
     "DataOptions",
     "LLMOptions",
     "RunOptions",
@@ -38,12 +40,17 @@ __all__ = [
     "make_scorer",
     "options",
     "rows_line",
+    "run_job",
     "write_report_for",
 ]
 
 DATA = typer.Argument(..., help="Dataset (.jsonl/.json/.parquet/datasets folder or run folder).")
 OUT = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume).")
 BATCH = typer.Option(64, "--batch-size", help="Rows per checkpointed batch.")
+PPL_FIELD = typer.Option(
+    "instruction", "--field", help="instruction, input, output, prompt or text."
+)
+TEMPLATES_HELP = "Folder overriding the prompt templates."  # a generator's own prompts
 PROMPTS_DIR = typer.Option(
     None, "--prompts-dir", help="Folder overriding packaged prompt templates."
 )
@@ -52,6 +59,18 @@ PROMPTS_DIR = typer.Option(
 def driver_flags(entry: Callable[..., Any], run: RunOptions) -> dict[str, Any]:
     """``force_new``/``retry_failed`` for a run entry point (see :func:`accepted`)."""
     return accepted(entry, **run.driver_flags())
+
+
+def run_job(
+    entry: Callable[..., Any], stage: Any, data: Path, out: Path, method: str, run: RunOptions,
+    rows: DataOptions, extra: dict[str, Any] | None = None, **job: Any,
+) -> Any:  # fmt: skip
+    """Run ``stage`` over the rows of ``data`` into the run folder ``out`` through the driver's
+    ``entry`` (``jobs.run_record_job`` or ``jobs.run_scoring_job``); the manifest's config
+    names the data and ``extra``."""
+    return entry(stage, rows.read(data), out=out, method=method,
+                 extra_config={"data": str(data), **(extra or {})}, **job,
+                 **driver_flags(entry, run))  # fmt: skip
 
 
 def accepted(entry: Callable[..., Any], **values: Any) -> dict[str, Any]:

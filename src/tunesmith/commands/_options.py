@@ -11,10 +11,9 @@ help panel) and calls the command with one filled-in instance per group, so ever
 has every LLM option, spelled and documented the same way.
 """
 
-# ruff: noqa: RUF009  (_option returns a dataclasses.field, which ruff cannot see)
-
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -35,71 +34,65 @@ F = TypeVar("F", bound=Callable[..., Any])
 _THREADS_HELP = "CPU threads for local models (default 1; $TUNESMITH_THREADS)."
 
 
-def _option(default: Any, *names: str, help: str, panel: str, **extra: Any) -> Any:
-    """A dataclass field whose metadata holds its typer option (``default`` is the field's too)."""
-    option = typer.Option(default, *names, help=help, rich_help_panel=panel, **extra)
+def _option(default: Any, *names: str, help: str | None = None, **extra: Any) -> Any:
+    """A dataclass field whose metadata holds its typer option (``default`` is the field's too).
+
+    The option shows in its group's ``panel`` (set by :func:`options`); a group with no panel
+    lists its options in the command's own "Options" panel, in signature order, so a group can
+    hold a command's own options and the code that turns them into library parameters.
+    """
+    option = typer.Option(default, *names, help=help, **extra)
     return dataclasses.field(default=default, metadata={"option": option})
 
 
 class OptionGroup:
     """Base of the option groups: a dataclass whose fields each carry a typer option."""
 
-    panel: ClassVar[str]
-
-
-_LLM = "LLM options"
+    panel: ClassVar[str | None] = None
 
 
 @dataclasses.dataclass(frozen=True)
 class LLMOptions(OptionGroup):
     """The LLM client: backend, model, server, limits, cache, prices and budget."""
 
-    panel: ClassVar[str] = _LLM
+    panel: ClassVar[str | None] = "LLM options"
     backend: str = _option(
-        "embedded", "--backend", "-b", panel=_LLM,
+        "embedded", "--backend", "-b",
         help="embedded (offline SmolLM2), openai (any OpenAI-compatible URL), transformers, fake.",
     )  # fmt: skip
     model: str | None = _option(
-        None, "--model", "-m", panel=_LLM, help="Model name (backend default if omitted)."
+        None, "--model", "-m", help="Model name (backend default if omitted)."
     )
     base_url: str | None = _option(
-        None, "--base-url", panel=_LLM,
+        None, "--base-url",
         help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 ($OPENAI_BASE_URL).",
     )  # fmt: skip
     api_key_env: str | None = _option(
-        None, "--api-key-env", panel=_LLM,
+        None, "--api-key-env",
         help="Environment variable holding the API key (default OPENAI_API_KEY); never the key.",
     )  # fmt: skip
     concurrency: int | None = _option(
-        None, "--concurrency", panel=_LLM, help="Requests in flight at once (openai backend)."
+        None, "--concurrency", help="Requests in flight at once (openai backend)."
     )
-    rpm: float | None = _option(
-        None, "--rpm", panel=_LLM, help="Requests-per-minute limit (openai backend)."
-    )
-    tpm: float | None = _option(
-        None, "--tpm", panel=_LLM, help="Tokens-per-minute limit (openai backend)."
-    )
-    threads: int | None = _option(None, "--threads", panel=_LLM, help=_THREADS_HELP)
+    rpm: float | None = _option(None, "--rpm", help="Requests-per-minute limit (openai backend).")
+    tpm: float | None = _option(None, "--tpm", help="Tokens-per-minute limit (openai backend).")
+    threads: int | None = _option(None, "--threads", help=_THREADS_HELP)
     backend_option: list[str] | None = _option(
-        None, "--backend-option", "-O", panel=_LLM,
+        None, "--backend-option", "-O",
         help="Extra backend option KEY=VALUE (repeatable), e.g. -O n_ctx=4096.",
     )  # fmt: skip
     cache: Path | None = _option(
-        None, "--cache", panel=_LLM,
-        help="Request cache file (default $TUNESMITH_CACHE or ~/.cache/tunesmith).",
-    )  # fmt: skip
-    no_cache: bool = _option(
-        False, "--no-cache", panel=_LLM, help="Do not read or write the request cache."
+        None, "--cache", help="Request cache file (default $TUNESMITH_CACHE or ~/.cache/tunesmith)."
     )
+    no_cache: bool = _option(False, "--no-cache", help="Do not read or write the request cache.")
     prices: Path | None = _option(
-        None, "--prices", panel=_LLM,
-        help="YAML price table: {model: {input: USD/1M, output: USD/1M}}.",
-    )  # fmt: skip
+        None, "--prices", help="YAML price table: {model: {input: USD/1M, output: USD/1M}}."
+    )
     max_cost: float | None = _option(
-        None, "--max-cost", panel=_LLM, help="Stop cleanly before spending more than this (USD)."
+        None, "--max-cost", help="Stop cleanly before spending more than this (USD)."
     )
     max_calls: int | None = _option(
-        None, "--max-calls", panel=_LLM, help="Stop cleanly before making more calls than this."
+        None, "--max-calls", help="Stop cleanly before making more calls than this."
     )
 
     def config(self) -> LLMConfig:
@@ -113,24 +106,21 @@ class LLMOptions(OptionGroup):
         )  # fmt: skip
 
 
-_RUN = "Run folder options"
-
-
 @dataclasses.dataclass(frozen=True)
 class RunOptions(OptionGroup):
     """How a run folder is resumed or restarted, and whether it gets its report."""
 
-    panel: ClassVar[str] = _RUN
+    panel: ClassVar[str | None] = "Run folder options"
     force_new: bool = _option(
-        False, "--force-new", panel=_RUN,
+        False, "--force-new",
         help="Start the run folder afresh even if it holds a run with other settings.",
     )  # fmt: skip
     retry_failed: bool = _option(
-        False, "--retry-failed", panel=_RUN,
+        False, "--retry-failed",
         help="On resume, redo rows that failed (server errors) instead of skipping them.",
     )  # fmt: skip
     report: bool = _option(
-        True, "--report/--no-report", panel=_RUN, help="Write report.html into the run folder."
+        True, "--report/--no-report", help="Write report.html into the run folder."
     )
 
     def driver_flags(self) -> dict[str, bool]:
@@ -138,23 +128,19 @@ class RunOptions(OptionGroup):
         return {"force_new": self.force_new, "retry_failed": self.retry_failed}
 
 
-_DATA = "Data options"
-
-
 @dataclasses.dataclass(frozen=True)
 class DataOptions(OptionGroup):
     """How the input dataset is read: a field map for unknown layouts, and a row limit."""
 
-    panel: ClassVar[str] = _DATA
+    panel: ClassVar[str | None] = "Data options"
     map: list[str] | None = _option(
-        None, "--map", panel=_DATA, metavar="FIELD=COLUMN",
+        None, "--map", metavar="FIELD=COLUMN",
         help="Read a field from this column (comma-separated or repeated), e.g. instruction=prompt",
     )  # fmt: skip
     allow_empty_instruction: bool = _option(
-        False, "--allow-empty-instruction", panel=_DATA,
-        help="Keep rows whose instruction is empty.",
-    )  # fmt: skip
-    limit: int | None = _option(None, "--limit", panel=_DATA, help="Only the first N rows.")
+        False, "--allow-empty-instruction", help="Keep rows whose instruction is empty."
+    )
+    limit: int | None = _option(None, "--limit", help="Only the first N rows.")
 
     def field_map(self) -> FieldMap:
         """The parsed ``--map`` values (empty when none was given)."""
@@ -170,29 +156,20 @@ class DataOptions(OptionGroup):
         return records[: self.limit] if self.limit else records
 
 
-_LM = "Scoring model options"
-
-
 @dataclasses.dataclass(frozen=True)
 class ScorerOptions(OptionGroup):
     """The local causal LM that computes log-prob scores (IFD, perplexity)."""
 
-    panel: ClassVar[str] = _LM
+    panel: ClassVar[str | None] = "Scoring model options"
     model: str | None = _option(
-        None, "--model", "-m", panel=_LM,
-        help="Causal LM: HF folder/id or .gguf (default: embedded SmolLM2).",
-    )  # fmt: skip
+        None, "--model", "-m", help="Causal LM: HF folder/id or .gguf (default: embedded SmolLM2)."
+    )
     runtime: str = _option(
-        "transformers", "--runtime", panel=_LM,
-        help="transformers (batched torch) or llama-cpp (GGUF).",
-    )  # fmt: skip
-    lm_batch_size: int = _option(
-        8, "--lm-batch-size", panel=_LM, help="Sequences per forward pass."
+        "transformers", "--runtime", help="transformers (batched torch) or llama-cpp (GGUF)."
     )
-    max_length: int = _option(
-        1024, "--max-length", panel=_LM, help="Longest prefix+text in tokens."
-    )
-    threads: int | None = _option(None, "--threads", panel=_LM, help=_THREADS_HELP)
+    lm_batch_size: int = _option(8, "--lm-batch-size", help="Sequences per forward pass.")
+    max_length: int = _option(1024, "--max-length", help="Longest prefix+text in tokens.")
+    threads: int | None = _option(None, "--threads", help=_THREADS_HELP)
 
 
 def options(func: F) -> F:
@@ -240,13 +217,14 @@ def _report_stopped_run(kwargs: dict[str, Any]) -> None:
 
 
 def _group_params(kind: type[OptionGroup]) -> list[inspect.Parameter]:
+    """The group's fields as keyword-only typer parameters, each shown in the group's panel."""
     hints = typing.get_type_hints(kind)
-    return [
-        inspect.Parameter(
-            f.name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=f.metadata["option"],
-            annotation=hints[f.name],
-        )
-        for f in dataclasses.fields(kind)  # type: ignore[arg-type]
-    ]
+    params = []
+    for f in dataclasses.fields(kind):  # type: ignore[arg-type]
+        option = copy.copy(f.metadata["option"])  # fields a subclass inherits are shared
+        option.rich_help_panel = kind.panel
+        params.append(
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                              annotation=hints[f.name])
+        )  # fmt: skip
+    return params

@@ -23,8 +23,7 @@ _JUDGE_BACKEND_HELP = "Override the judge's backend: embedded, openai, transform
 class JudgeLLMOptions(c.LLMOptions):
     """The LLM options with no default backend: unset, the judge file's backend is used."""
 
-    backend: str = _option(None, "--backend", "-b", panel=c.LLMOptions.panel,
-                           help=_JUDGE_BACKEND_HELP)  # fmt: skip
+    backend: str = _option(None, "--backend", "-b", help=_JUDGE_BACKEND_HELP)
 
 
 def register(app: typer.Typer) -> None:
@@ -97,17 +96,11 @@ def compare(
 ) -> None:
     """Judge MODEL_OUTPUTS against BASELINE_OUTPUTS; OUT/summary.json holds the win rates."""
     from tunesmith.judge.evaluate import read_difficulty, read_pairs, run_compare
-    from tunesmith.judge.pool import add_label_noise, load_pool
-    from tunesmith.judge.spec import load_judge
 
     pairs = read_pairs(model_outputs, baseline_outputs, references)
-    judge_or_pool: Any = load_pool(pool) if pool else load_judge(judge)
-    if pool and label_noise is not None:
-        add_label_noise(1.5, "", label_noise)  # range check
-        judge_or_pool = dataclasses.replace(judge_or_pool, label_noise=label_noise)
     summary = run_compare(
         pairs[:limit] if limit else pairs,
-        judge=judge_or_pool,
+        judge=_judge_or_pool(judge, pool, label_noise),
         out=out,
         config_for=lambda b, m, o: _config_for(llm, b, m, o),
         seed=seed,
@@ -118,6 +111,25 @@ def compare(
         force_new=force_new,
         retry_failed=retry_failed,
     )  # fmt: skip
+    _print_summary(summary, out)
+
+
+def _judge_or_pool(judge: str, pool: Path | None, label_noise: float | None) -> Any:
+    """The annotator pool of ``--pool`` (with ``--label-noise``), else the ``--judge``."""
+    from tunesmith.judge.pool import add_label_noise, load_pool
+    from tunesmith.judge.spec import load_judge
+
+    if not pool:
+        return load_judge(judge)
+    loaded = load_pool(pool)
+    if label_noise is not None:
+        add_label_noise(1.5, "", label_noise)  # range check
+        loaded = dataclasses.replace(loaded, label_noise=label_noise)
+    return loaded
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    """The win-rate line, per-category W/T/L when there are several, and where it is saved."""
     typer.echo(_line(summary))
     for category, t in (summary.get("per_category") or {}).items():
         if len(summary["per_category"]) > 1:  # SeDi-Instruct's Win/Tie/Lose per test set

@@ -8,6 +8,7 @@ methods are unchanged). ``train difftune`` joins the ``train`` group when one ex
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import typer
 
 from tunesmith.commands._methods import MethodDispatch
+from tunesmith.commands._options import OptionGroup, _option, options
 
 difftune_train = typer.Typer(add_completion=False)
 difftune_generate = typer.Typer(add_completion=False)
@@ -66,45 +68,92 @@ def train_difftune_cmd(
                f"{s['rows']} instructions (final loss {s['final_loss'] or 0:.4f}) -> {s['model_dir']}")  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True)
+class DiffTuneSampleOptions(OptionGroup):
+    """How instructions are sampled from the diffusion model, filtered and answered."""
+
+    num_instructions: int = _option(100, "--num-instructions", "-n", help="Target kept.")
+    strategy: str = _option(
+        "high_variance", "--strategy",
+        help="Noise: high_variance (30% of vectors N(0,10I)), gaussian, student_t, "
+        "all_high_variance.",
+    )  # fmt: skip
+    share: float = _option(0.3, "--share", help="Share of token vectors redrawn.")
+    variance: float = _option(10.0, "--variance", help="Variance of redrawn vectors.")
+    df: int = _option(2, "--df", help="Student-t degrees of freedom.")
+    sampling_steps: int = _option(250, "--sampling-steps", help="Reverse diffusion steps.")
+    sampler: str = _option("ddpm", "--sampler", help="ddpm or ddim.")
+    num_beams: int = _option(10, "--num-beams", help="Beam width (Table 8: 10).")
+    batch_size: int = _option(32, "--batch-size", help="Instructions sampled at once.")
+    ppl_threshold: float = _option(
+        150.0, "--ppl-threshold", help="Drop ppl above this (paper: 150 under GPT2-Large)."
+    )
+    ppl_model: str | None = _option(None, "--ppl-model", help="Causal LM for ppl (SmolLM2).")
+    novelty: float | None = _option(None, "--novelty", help="ROUGE-L novelty threshold (off).")
+    novelty_vs_train: bool = _option(False, "--novelty-vs-train", help="Also vs training set.")
+    max_rounds: int = _option(10, "--max-rounds", help="Resampling rounds at most.")
+    respond: bool = _option(True, "--respond/--no-respond", help="Ask the LLM for outputs.")
+    max_tokens: int = _option(512, "--max-tokens", help="Response max_tokens.")
+    seed: int = _option(42, "--seed", help="Sampling seed.")
+
+    def generator(self, model: Path) -> Any:
+        """The DiffTune generator of the trained model in folder ``model``."""
+        from tunesmith.generate.diff_tune import DiffTune
+        from tunesmith.generate.diff_tune.sample import SamplingSettings
+
+        sampling = SamplingSettings(
+            strategy=self.strategy, share=self.share, variance=self.variance, df=self.df,
+            sampling_steps=self.sampling_steps, sampler=self.sampler, num_beams=self.num_beams,
+            batch_size=self.batch_size,
+        )  # fmt: skip
+        return DiffTune(
+            model=str(model), num_instructions=self.num_instructions, sampling=sampling,
+            ppl_threshold=self.ppl_threshold, ppl_model=self.ppl_model, novelty=self.novelty,
+            novelty_vs_train=self.novelty_vs_train, max_rounds=self.max_rounds,
+            respond=self.respond, max_tokens=self.max_tokens, seed=self.seed,
+        )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class ResponderOptions(OptionGroup):
+    """The LLM that answers the sampled instructions (``--model`` is the diffusion model here)."""
+
+    backend: str = _option("embedded", "--backend", "-b", help="LLM backend for responses.")
+    llm_model: str | None = _option(None, "--llm-model", help="LLM model for responses.")
+    base_url: str | None = _option(None, "--base-url", help="OpenAI-compatible base URL.")
+    api_key_env: str = _option("OPENAI_API_KEY", "--api-key-env", help="Env var of the key.")
+    threads: int | None = _option(None, "--threads", help="CPU threads (1; $TUNESMITH_THREADS).")
+    cache: Path | None = _option(None, "--cache", help="Request cache file.")
+    no_cache: bool = _option(False, "--no-cache", help="Do not use the request cache.")
+    max_cost: float | None = _option(None, "--max-cost", help="Stop before this many USD.")
+    max_calls: int | None = _option(None, "--max-calls", help="Stop before this many calls.")
+
+    def config(self) -> Any:
+        """The responding LLM's client settings; a setting its backend does not take is ignored
+        (``--threads`` also sets DiffTune's own torch threads)."""
+        from tunesmith.llm.factory import SHARED_SETTINGS, LLMConfig, backend_settings
+
+        takes = SHARED_SETTINGS.get(self.backend, ())
+        given = {
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "threads": self.threads,
+        }
+        options = backend_settings(self.backend, {k: v for k, v in given.items() if k in takes})
+        return LLMConfig(backend=self.backend, model=self.llm_model, options=options,
+                         cache_path=str(self.cache) if self.cache else None,
+                         use_cache=not self.no_cache, max_cost=self.max_cost,
+                         max_calls=self.max_calls)  # fmt: skip
+
+
 @difftune_generate.command("difftune")
+@options
 def generate_difftune_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="Folder from 'train difftune'."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
-    num_instructions: int = typer.Option(100, "--num-instructions", "-n", help="Target kept."),
-    strategy: str = typer.Option(
-        "high_variance",
-        "--strategy",
-        help="Noise: high_variance (30% of vectors N(0,10I)), gaussian, student_t, "
-        "all_high_variance.",
-    ),
-    share: float = typer.Option(0.3, "--share", help="Share of token vectors redrawn."),
-    variance: float = typer.Option(10.0, "--variance", help="Variance of redrawn vectors."),
-    df: int = typer.Option(2, "--df", help="Student-t degrees of freedom."),
-    sampling_steps: int = typer.Option(250, "--sampling-steps", help="Reverse diffusion steps."),
-    sampler: str = typer.Option("ddpm", "--sampler", help="ddpm or ddim."),
-    num_beams: int = typer.Option(10, "--num-beams", help="Beam width (Table 8: 10)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Instructions sampled at once."),
-    ppl_threshold: float = typer.Option(
-        150.0, "--ppl-threshold", help="Drop ppl above this (paper: 150 under GPT2-Large)."
-    ),
-    ppl_model: str = typer.Option(None, "--ppl-model", help="Causal LM for ppl (SmolLM2)."),
-    novelty: float = typer.Option(None, "--novelty", help="ROUGE-L novelty threshold (off)."),
-    novelty_vs_train: bool = typer.Option(
-        False, "--novelty-vs-train", help="Also vs training set."
-    ),
-    max_rounds: int = typer.Option(10, "--max-rounds", help="Resampling rounds at most."),
-    respond: bool = typer.Option(True, "--respond/--no-respond", help="Ask the LLM for outputs."),
-    max_tokens: int = typer.Option(512, "--max-tokens", help="Response max_tokens."),
-    seed: int = typer.Option(42, "--seed", help="Sampling seed."),
-    backend: str = typer.Option("embedded", "--backend", "-b", help="LLM backend for responses."),
-    llm_model: str = typer.Option(None, "--llm-model", help="LLM model for responses."),
-    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible base URL."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="Env var of the key."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads (1; $TUNESMITH_THREADS)."),
-    cache: Path = typer.Option(None, "--cache", help="Request cache file."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the request cache."),
-    max_cost: float = typer.Option(None, "--max-cost", help="Stop before this many USD."),
-    max_calls: int = typer.Option(None, "--max-calls", help="Stop before this many calls."),
+    *,
+    sample: DiffTuneSampleOptions,
+    llm: ResponderOptions,
     force_new: bool = typer.Option(False, "--force-new", help="Set an existing run aside."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Resend failed rows."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
@@ -113,23 +162,12 @@ def generate_difftune_cmd(
     require_torch()
     import torch
 
-    from tunesmith.generate.diff_tune import DiffTune
     from tunesmith.generate.diff_tune.run import run_difftune
-    from tunesmith.generate.diff_tune.sample import SamplingSettings
 
-    torch.set_num_threads(threads or int(os.environ.get("TUNESMITH_THREADS", "1")))
-    sampling = SamplingSettings(strategy=strategy, share=share, variance=variance, df=df,
-                                sampling_steps=sampling_steps, sampler=sampler,
-                                num_beams=num_beams, batch_size=batch_size)  # fmt: skip
-    gen = DiffTune(model=str(model), num_instructions=num_instructions,
-                            sampling=sampling, ppl_threshold=ppl_threshold, ppl_model=ppl_model,
-                            novelty=novelty, novelty_vs_train=novelty_vs_train,
-                            max_rounds=max_rounds, respond=respond, max_tokens=max_tokens,
-                            seed=seed)  # fmt: skip
-    config = llm_config(backend, llm_model, base_url, api_key_env, threads, cache, no_cache,
-                        max_cost, max_calls)  # fmt: skip
-    run = run_difftune(gen, out, config=config if respond else None, force_new=force_new,
-                       retry_failed=retry_failed)  # fmt: skip
+    torch.set_num_threads(llm.threads or int(os.environ.get("TUNESMITH_THREADS", "1")))
+    gen = sample.generator(model)
+    run = run_difftune(gen, out, config=llm.config() if sample.respond else None,
+                       force_new=force_new, retry_failed=retry_failed)  # fmt: skip
     s = run.manifest.get("summary", {})
     typer.echo(f"kept {s.get('kept', 0)} of {s.get('instructions', 0)} instructions after "
                f"{s.get('rounds', 0)} rounds, rejected {s.get('rejected', 0)} -> {run.path}")  # fmt: skip
@@ -163,23 +201,6 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = raw
     return out
-
-
-def llm_config(backend: str, model: str | None, base_url: str | None, api_key_env: str,
-               threads: int | None, cache: Path | None, no_cache: bool, max_cost: float | None,
-               max_calls: int | None) -> Any:  # fmt: skip
-    """The responding LLM's client settings."""
-    from tunesmith.llm.factory import LLMConfig
-
-    options: dict[str, Any] = {}
-    if backend == "openai":
-        options = {"base_url": base_url or os.environ.get("OPENAI_BASE_URL",
-                   "https://api.openai.com/v1"), "api_key_env": api_key_env}  # fmt: skip
-    elif backend in ("embedded", "transformers"):
-        options["threads"] = threads or int(os.environ.get("TUNESMITH_THREADS", "1"))
-    return LLMConfig(backend=backend, model=model, options=options,
-                     cache_path=str(cache) if cache else None, use_cache=not no_cache,
-                     max_cost=max_cost, max_calls=max_calls)  # fmt: skip
 
 
 class GenerateWithDiffTune(MethodDispatch):

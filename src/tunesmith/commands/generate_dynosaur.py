@@ -34,9 +34,7 @@ def dynosaur(
         5000, "--max-chars", help="Reject rows longer than this (instruction + input + output)."
     ),
     batch_size: int = typer.Option(1000, "--batch-size", help="Rows per checkpointed batch."),
-    prompts_dir: Path = typer.Option(
-        None, "--prompts-dir", help="Folder overriding the prompt templates."
-    ),
+    prompts_dir: Path = typer.Option(None, "--prompts-dir", help=c.TEMPLATES_HELP),
     *,
     llm: c.LLMOptions,
     run: c.RunOptions,

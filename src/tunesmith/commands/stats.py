@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from tunesmith.commands._options import DataOptions
+from tunesmith.commands._options import DataOptions, OptionGroup, _option
 from tunesmith.commands._options import options as with_option_groups
 
 # The columns in three narrow tables (a 25-column table is unreadable in a terminal).
@@ -159,98 +161,120 @@ def _field_text(record: Any, field: str) -> str:
     return str(record.prompt_text() if field == "prompt" else getattr(record, field, ""))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("stats")
-    @with_option_groups
-    def stats(
-        data: list[Path] = typer.Argument(
-            ..., help="Datasets (any supported format) or run folders."
-        ),
-        reference: Path = typer.Option(None, "--reference", "-r", help="Reference data for MAUVE."),
-        train: Path = typer.Option(None, "--train", help="Training data for memorization."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per dataset)."),
-        metrics: str = typer.Option(
-            None,
-            "--metrics",
-            help="Comma-separated: lengths, unique_tokens, rep_n, self_bleu, memorization, mauve, "
-            "perplexity, verb_noun, embedding, or a column name; 'cheap' = the first five "
-            "(default: all; heavy ones are skipped with a note if their extra is missing).",
-        ),
-        sample: int = typer.Option(
-            1000,
-            "--sample",
-            help="Rows (seeded sample) the model-based metrics read: perplexity, embedding, "
-            "MAUVE, verb-noun; 0 = every row.",
-        ),
-        equal_size: bool = typer.Option(
-            True,
-            "--equal-size/--no-equal-size",
-            help="Compare unique tokens, rep-n, diversity and Self-BLEU on equal-size seeded "
-            "samples (the smallest dataset's size) when several datasets are given.",
-        ),
-        seed: int = typer.Option(0, "--seed", help="Seed for sampling and k-means."),
-        field: str = typer.Option(
-            "instruction", "--field", help="instruction, input, output or prompt"
-        ),
-        tokenizer: str = typer.Option("spacy", "--tokenizer", help="spacy, nltk or whitespace"),
-        ppl_model: str = typer.Option(
-            None, "--ppl-model", help="Causal LM for perplexity (default: embedded SmolLM2)."
-        ),
-        ppl_threshold: float = typer.Option(
-            150.0,
-            "--ppl-threshold",
-            help="ppl_share_below counts texts under this (DiffTune: 150).",
-        ),
-        embed_model: str = typer.Option(
-            None, "--embed-model", help="Sentence-transformers model (default: packaged MiniLM)."
-        ),
-        *,
-        reading: DataOptions,
-    ) -> None:
-        """Size, lengths, rep-n, diversity, Self-BLEU, memorization, MAUVE, perplexity, verb-noun
-        structure and embedding diversity (DiffTune Tables 1/3, Self-Instruct Figure 2)."""
-        from tunesmith.io import describe_fields
-        from tunesmith.metrics.quiet import quiet_libraries
-        from tunesmith.metrics.sampling import equal_size_target
-        from tunesmith.metrics.stats import (
-            compute_stats,
-            estimate_work,
-            load_dataset,
-            resolve_metrics,
-        )
+_METRICS_HELP = (
+    "Comma-separated: lengths, unique_tokens, rep_n, self_bleu, memorization, mauve, "
+    "perplexity, verb_noun, embedding, or a column name; 'cheap' = the first five "
+    "(default: all; heavy ones are skipped with a note if their extra is missing)."
+)
+_SAMPLE_HELP = (
+    "Rows (seeded sample) the model-based metrics read: perplexity, embedding, MAUVE, verb-noun; "
+    "0 = every row."
+)
+_EQUAL_SIZE_HELP = (
+    "Compare unique tokens, rep-n, diversity and Self-BLEU on equal-size seeded samples (the "
+    "smallest dataset's size) when several datasets are given."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class StatsOptions(OptionGroup):
+    """What ``stats`` measures and how: metrics, samples, field, tokenizer, models."""
+
+    reference: Path | None = _option(None, "--reference", "-r", help="Reference data for MAUVE.")
+    train: Path | None = _option(None, "--train", help="Training data for memorization.")
+    as_json: bool = _option(False, "--json", help="Print JSON (one object per dataset).")
+    metrics: str | None = _option(None, "--metrics", help=_METRICS_HELP)
+    sample: int = _option(1000, "--sample", help=_SAMPLE_HELP)
+    equal_size: bool = _option(True, "--equal-size/--no-equal-size", help=_EQUAL_SIZE_HELP)
+    seed: int = _option(0, "--seed", help="Seed for sampling and k-means.")
+    field: str = _option("instruction", "--field", help="instruction, input, output or prompt")
+    tokenizer: str = _option("spacy", "--tokenizer", help="spacy, nltk or whitespace")
+    ppl_model: str | None = _option(
+        None, "--ppl-model", help="Causal LM for perplexity (default: embedded SmolLM2)."
+    )
+    ppl_threshold: float = _option(
+        150.0, "--ppl-threshold", help="ppl_share_below counts texts under this (DiffTune: 150)."
+    )
+    embed_model: str | None = _option(
+        None, "--embed-model", help="Sentence-transformers model (default: packaged MiniLM)."
+    )
+
+    def read(self, paths: list[Path], reading: DataOptions) -> list[tuple[Path, list[Any]]]:
+        """Each dataset's rows (an empty instruction is fine when another field is measured)."""
+        from tunesmith.metrics.stats import load_dataset
 
         read = functools.partial(
-            load_dataset,
-            field_map=reading.field_map(),
-            allow_empty_instruction=reading.allow_empty_instruction or field in ("input", "output"),
-        )
-        wanted = resolve_metrics(metrics.split(",")) if metrics else None
-        ref = load_dataset(reference) if reference else None
-        train_rows = load_dataset(train) if train else None
-        datasets = [(path, read(path)[: reading.limit or None]) for path in data]
-        size = equal_size_target(len(r) for _, r in datasets) if equal_size else None
-        options: dict[str, Any] = {
-            "reference": ref, "train": train_rows, "metrics": wanted, "field": field,
-            "sample": sample, "size_sample": size, "seed": seed, "tokenizer": tokenizer,
-            "ppl_model": ppl_model, "ppl_threshold": ppl_threshold, "embed_model": embed_model,
+            load_dataset, field_map=reading.field_map(),
+            allow_empty_instruction=reading.allow_empty_instruction
+            or self.field in ("input", "output"),
+        )  # fmt: skip
+        return [(path, read(path)[: reading.limit or None]) for path in paths]
+
+    def compute_kwargs(self, wanted: Any) -> dict[str, Any]:
+        """``compute_stats``'s settings but the sample size; reads ``--reference``, ``--train``."""
+        from tunesmith.metrics.stats import load_dataset
+
+        return {
+            "reference": load_dataset(self.reference) if self.reference else None,
+            "train": load_dataset(self.train) if self.train else None, "metrics": wanted,
+            "field": self.field, "sample": self.sample, "size_sample": None, "seed": self.seed,
+            "tokenizer": self.tokenizer, "ppl_model": self.ppl_model,
+            "ppl_threshold": self.ppl_threshold, "embed_model": self.embed_model,
         }  # fmt: skip
-        work = functools.partial(estimate_work, metrics=wanted, sample=sample, size_sample=size,
-                                 has_reference=bool(ref), field=field)  # fmt: skip
-        total = sum(work(len(r)) for _, r in datasets)
-        progress = _Progress(total, quiet=as_json)
-        rows = []
-        with quiet_libraries(), progress.bar:
-            for path, records in datasets:
-                progress.name = path.name
-                rows.append(
-                    compute_stats(records, name=str(path), progress=progress.tick, **options)
-                )
-                rows[-1]["notes"].extend(f"read {line}" for line in describe_fields(records))
-                if not any(_field_text(r, field).strip() for r in records):
-                    rows[-1]["notes"].append(
-                        f"every row's {field} is empty: these numbers measure nothing"
-                    )
-        if as_json:
-            typer.echo(json.dumps(rows, indent=2))
-        else:
-            print_table(rows)
+
+    def size_sample(self, sizes: Iterable[int]) -> int | None:
+        """The equal-size sample of the cheap metrics (``--equal-size``): the smallest size."""
+        from tunesmith.metrics.sampling import equal_size_target
+
+        return equal_size_target(sizes) if self.equal_size else None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stats")(stats)
+
+
+@with_option_groups
+def stats(
+    data: list[Path] = typer.Argument(..., help="Datasets (any supported format) or run folders."),
+    *,
+    opts: StatsOptions,
+    reading: DataOptions,
+) -> None:
+    """Size, lengths, rep-n, diversity, Self-BLEU, memorization, MAUVE, perplexity, verb-noun
+    structure and embedding diversity (DiffTune Tables 1/3, Self-Instruct Figure 2)."""
+    from tunesmith.metrics.stats import resolve_metrics
+
+    wanted = resolve_metrics(opts.metrics.split(",")) if opts.metrics else None
+    kwargs = opts.compute_kwargs(wanted)
+    datasets = opts.read(data, reading)
+    kwargs["size_sample"] = opts.size_sample(len(r) for _, r in datasets)
+    rows = _compute_rows(datasets, kwargs, quiet=opts.as_json)
+    if opts.as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        print_table(rows)
+
+
+def _compute_rows(
+    datasets: list[tuple[Path, list[Any]]], kwargs: dict[str, Any], quiet: bool
+) -> list[dict[str, Any]]:
+    """One stats row per dataset, with a progress bar over the estimated work of all of them."""
+    from tunesmith.io import describe_fields
+    from tunesmith.metrics.quiet import quiet_libraries
+    from tunesmith.metrics.stats import compute_stats, estimate_work
+
+    field = kwargs["field"]
+    work = functools.partial(estimate_work, metrics=kwargs["metrics"], sample=kwargs["sample"],
+                             size_sample=kwargs["size_sample"],
+                             has_reference=bool(kwargs["reference"]), field=field)  # fmt: skip
+    progress = _Progress(sum(work(len(r)) for _, r in datasets), quiet=quiet)
+    rows = []
+    with quiet_libraries(), progress.bar:
+        for path, records in datasets:
+            progress.name = path.name
+            row = compute_stats(records, name=str(path), progress=progress.tick, **kwargs)
+            row["notes"].extend(f"read {line}" for line in describe_fields(records))
+            if not any(_field_text(r, field).strip() for r in records):
+                row["notes"].append(f"every row's {field} is empty: these numbers measure nothing")
+            rows.append(row)
+    return rows

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from tunesmith.commands import _common as c
+from tunesmith.commands._options import OptionGroup, _option
 from tunesmith.train.quiet import quiet_transformers
 
 train_app = typer.Typer(help="Train a model on instruction data.", no_args_is_help=True)
@@ -81,16 +83,10 @@ def sft(
         device=device,
     )  # fmt: skip
     cfg.check()
-    records = rows.read(data)
-    limit = rows.limit
-    if reverse:  # Humpback's M_yx: the response is the prompt, the instruction the target
-        from tunesmith.generate.instruction_predictor import reverse_pairs
-
-        records = reverse_pairs(records)
+    records, source = _sft_rows(data, rows, reverse)
     quiet_transformers()
     from tunesmith.train.sft import train_sft
 
-    source = f"{data}" + (f"[:{limit}]" if limit else "") + (" reversed" if reverse else "")
     s = train_sft(records, out, cfg, data_source=source,
                   threads=threads, **c.driver_flags(train_sft, run))  # fmt: skip
     typer.echo(
@@ -100,25 +96,56 @@ def sft(
     c.write_report_for(out, run.report, metrics="none")  # the loss curves; the data has its own
 
 
+def _sft_rows(data: Path, rows: c.DataOptions, reverse: bool) -> tuple[list[Any], str]:
+    """The training rows (reversed for Humpback's backward model) and how the run names them."""
+    records = rows.read(data)
+    if reverse:  # Humpback's M_yx: the response is the prompt, the instruction the target
+        from tunesmith.generate.instruction_predictor import reverse_pairs
+
+        records = reverse_pairs(records)
+    limit = rows.limit
+    source = f"{data}" + (f"[:{limit}]" if limit else "") + (" reversed" if reverse else "")
+    return records, source
+
+
+@dataclasses.dataclass(frozen=True)
+class SediLoopOptions(OptionGroup):
+    """The SeDi-Instruct loop's generation side and its feedback schedule."""
+
+    seeds: str = _option("default", "--seeds", help="Seed tasks: 'default' or a dataset.")
+    num_instructions: int = _option(
+        200, "--num-instructions", "-n", help="Stop generating after this many kept."
+    )
+    every: int = _option(10, "--every", help="Feedback every N steps (first N skipped).")
+    rows_per_chunk: int = _option(
+        0, "--rows-per-chunk", help="Kept rows per generation chunk (default every x batch)."
+    )
+    max_tokens: int | None = _option(None, "--max-tokens", help="Generation max_tokens (3072).")
+    prompts_per_batch: int | None = _option(None, "--prompts-per-batch")
+    num_tasks: int | None = _option(None, "--num-tasks", help="Tasks asked per prompt (20).")
+    prompt_style: str | None = _option(None, "--prompt-style", help="raw or chat.")
+    train_model: str | None = _option(
+        None, "--train-model", help="Model to train (default: embedded SmolLM2-135M)."
+    )
+
+    def feedback(self) -> Any:
+        """The feedback schedule (target kept, chunk size, every N steps)."""
+        from tunesmith.train.config import FeedbackConfig
+
+        return FeedbackConfig(self.num_instructions, self.rows_per_chunk, self.every)
+
+    def gen_params(self) -> dict[str, Any]:
+        """The generator's parameters (None = the SeDi generator's default)."""
+        return {"max_tokens": self.max_tokens, "prompts_per_batch": self.prompts_per_batch,
+                "num_tasks": self.num_tasks, "prompt_style": self.prompt_style}  # fmt: skip
+
+
 @train_app.command("sedi-loop")
 @c.options
 def sedi_loop(
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun into it to resume)."),
-    seeds: str = typer.Option("default", "--seeds", help="Seed tasks: 'default' or a dataset."),
-    num_instructions: int = typer.Option(
-        200, "--num-instructions", "-n", help="Stop generating after this many kept."
-    ),
-    every: int = typer.Option(10, "--every", help="Feedback every N steps (first N skipped)."),
-    rows_per_chunk: int = typer.Option(
-        0, "--rows-per-chunk", help="Kept rows per generation chunk (default every x batch)."
-    ),
-    max_tokens: int = typer.Option(None, "--max-tokens", help="Generation max_tokens (3072)."),
-    prompts_per_batch: int = typer.Option(None, "--prompts-per-batch"),
-    num_tasks: int = typer.Option(None, "--num-tasks", help="Tasks asked per prompt (20)."),
-    prompt_style: str = typer.Option(None, "--prompt-style", help="raw or chat."),
-    train_model: str = typer.Option(
-        None, "--train-model", help="Model to train (default: embedded SmolLM2-135M)."
-    ),
+    out: Path = c.OUT,
+    *,
+    loop: SediLoopOptions,
     preset: str = PRESET,
     lr: float = LR,
     batch_size: int = typer.Option(
@@ -132,30 +159,26 @@ def sedi_loop(
     save_steps: int = SAVE_STEPS,
     seed: int = SEED,
     device: str = DEVICE,
-    *,
     llm: c.LLMOptions,
     run: c.RunOptions,
 ) -> None:
     """SeDi-Instruct's loop: generate with --model while training --train-model on the kept
     rows; the highest grad-norm batches become seeds, the lowest-scoring seeds are evicted."""
     from tunesmith.train.batching import quadrant_dims
-    from tunesmith.train.config import FeedbackConfig
 
     cfg = sft_config(
-        preset, model=train_model, lr=lr, batch_size=batch_size, max_steps=max_steps,
+        preset, model=loop.train_model, lr=lr, batch_size=batch_size, max_steps=max_steps,
         max_length=max_length, template=template, lora=lora, precision=precision,
         save_steps=save_steps, seed=seed, device=device,
     )  # fmt: skip
     cfg.check()
     quadrant_dims(cfg.batch_size)  # clusters = rows per step: a power of two
-    fb = FeedbackConfig(num_instructions, rows_per_chunk, every)
-    gen = {"max_tokens": max_tokens, "prompts_per_batch": prompts_per_batch,
-           "num_tasks": num_tasks, "prompt_style": prompt_style}  # fmt: skip
+    fb = loop.feedback()
     quiet_transformers()
     from tunesmith.train.sedi_loop import run_sedi_feedback
 
-    s = run_sedi_feedback(out, llm_config=llm.config(), sft=cfg, feedback=fb, seeds=seeds,
-                          gen_params=gen, threads=llm.threads,
+    s = run_sedi_feedback(out, llm_config=llm.config(), sft=cfg, feedback=fb, seeds=loop.seeds,
+                          gen_params=loop.gen_params(), threads=llm.threads,
                           **c.driver_flags(run_sedi_feedback, run))  # fmt: skip
     typer.echo(
         f"kept {s.get('kept', 0)} rows, trained {s.get('steps', 0)} steps "

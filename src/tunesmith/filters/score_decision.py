@@ -75,20 +75,39 @@ def decide_by_score(
     result = StageResult()
     in_range: list[Record] = []
     for rec in records:
-        value = rec.scores.get(key)
-        if value is None or is_missing(value):
-            why = missing_reason(rec, key)
-            reason = f"no {key} score ({why})" if why else f"no {key} score"
-            result.rejected.append(Rejected(rec, score=None, reason=reason))
-        elif min_value is not None and value < min_value:
-            result.rejected.append(Rejected(rec, value, f"{key} {value:.4g} < min {min_value}"))
-        elif max_value is not None and value > max_value:
-            result.rejected.append(Rejected(rec, value, f"{key} {value:.4g} > max {max_value}"))
-        else:
+        out = _out_of_range(rec, key, min_value, max_value)
+        if out is None:
             in_range.append(rec)
+        else:
+            result.rejected.append(out)
     if top_share is None or not in_range:
         result.kept.extend(in_range)
         return result
+    _keep_top_share(result, in_range, key, top_share, largest)
+    return result
+
+
+def _out_of_range(
+    rec: Record, key: str, min_value: float | None, max_value: float | None
+) -> Rejected | None:
+    """The rejection of a row whose score is missing or outside the bounds, else None."""
+    value = rec.scores.get(key)
+    if value is None or is_missing(value):
+        why = missing_reason(rec, key)
+        reason = f"no {key} score ({why})" if why else f"no {key} score"
+        return Rejected(rec, score=None, reason=reason)
+    if min_value is not None and value < min_value:
+        return Rejected(rec, value, f"{key} {value:.4g} < min {min_value}")
+    if max_value is not None and value > max_value:
+        return Rejected(rec, value, f"{key} {value:.4g} > max {max_value}")
+    return None
+
+
+def _keep_top_share(
+    result: StageResult, in_range: list[Record], key: str, top_share: float, largest: bool
+) -> None:
+    """Keep the best ceil(share * n) rows of ``in_range`` (ties: input order), reject the rest
+    with the cutoff score; both go into ``result`` in input order."""
     n_keep = math.ceil(top_share * len(in_range))
     sign = -1.0 if largest else 1.0
     order = sorted(range(len(in_range)), key=lambda i: (sign * in_range[i].scores[key], i))
@@ -102,7 +121,6 @@ def decide_by_score(
             value = rec.scores[key]
             reason = f"{key} {value:.4g} outside the {side} {top_share:g} (cutoff {cutoff:.4g})"
             result.rejected.append(Rejected(rec, value, reason))
-    return result
 
 
 class ScoreDecision(Stage):

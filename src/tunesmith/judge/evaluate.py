@@ -96,19 +96,12 @@ def run_compare(
     pool = judge if isinstance(judge, Pool) else Pool((Annotator(judge.name, judge),), 0.0, seed)
     configs = {a.name: config_for(a.backend or a.spec.backend, a.model or a.spec.model,
                                   {**a.spec.options, **a.options}) for a in pool.annotators}  # fmt: skip
-    store = JudgeStore.open(
-        out,
-        identity=_identity(pool, configs, seed),
-        settings={**(settings or {}), "llm": {k: c.to_manifest() for k, c in configs.items()}},
-        # plain lists: dataclasses.asdict's deep copies cost ~0.1 ms a pair
-        inputs=fingerprint([p.key, p.model_output, p.baseline_output, p.reference] for p in pairs),
-        force_new=force_new,
-        retry_failed=retry_failed,
-    )
-    clients: dict[str, LLM] = {}
+    store = _open_store(out, pool, configs, pairs, seed, settings,
+                        force_new=force_new, retry_failed=retry_failed)  # fmt: skip
     done = store.done_ids()
     todo = [p for p in pairs if p.id not in done]
     with store.driver, live_progress("judge", len(todo), store.ledger) as progress:
+        clients: dict[str, LLM] = {}
         try:
             for name, cfg in configs.items():
                 clients[name] = make_llm(
@@ -125,6 +118,23 @@ def run_compare(
         store.write_summary(summary)
         store.finish("done", **store.driver.counts(), win_rate=summary["win_rate"])
     return summary
+
+
+def _open_store(
+    out: str | Path, pool: Pool, configs: Mapping[str, LLMConfig], pairs: Sequence[Pair],
+    seed: int, settings: Mapping[str, Any] | None, *, force_new: bool, retry_failed: bool,
+) -> JudgeStore:  # fmt: skip
+    """Open (or resume) the evaluation folder: its identity is the pool, the models and the
+    seed; the pairs' texts are its input fingerprint."""
+    return JudgeStore.open(
+        out,
+        identity=_identity(pool, configs, seed),
+        settings={**(settings or {}), "llm": {k: c.to_manifest() for k, c in configs.items()}},
+        # plain lists: dataclasses.asdict's deep copies cost ~0.1 ms a pair
+        inputs=fingerprint([p.key, p.model_output, p.baseline_output, p.reference] for p in pairs),
+        force_new=force_new,
+        retry_failed=retry_failed,
+    )
 
 
 def _identity(pool: Pool, configs: Mapping[str, LLMConfig], seed: int) -> dict[str, Any]:

@@ -103,11 +103,23 @@ def config_from_options(
     Raises:
         ConfigError: a setting was given that ``backend`` does not take.
     """
-    from tunesmith.errors import ConfigError
-
     BACKENDS.get(backend)
     given = {"base_url": base_url, "api_key_env": api_key_env, "threads": threads,
              "concurrency": concurrency, "rpm": rpm, "tpm": tpm}  # fmt: skip
+    options = {**backend_settings(backend, given), **(backend_options or {})}
+    return LLMConfig(
+        backend=backend, model=model, options=options,
+        cache_path=str(cache_path) if cache_path else None, use_cache=use_cache,
+        prices_path=str(prices_path) if prices_path else None,
+        max_cost=max_cost, max_calls=max_calls,
+    )  # fmt: skip
+
+
+def backend_settings(backend: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The shared settings ``backend`` takes (a given one it does not take is an error), with
+    the defaults of the openai (base URL, key variable) and local backends (threads) filled in."""
+    from tunesmith.errors import ConfigError
+
     takes = SHARED_SETTINGS.get(backend)
     options: dict[str, Any] = {}
     for key, value in given.items():
@@ -124,17 +136,7 @@ def config_from_options(
         options.setdefault("api_key_env", "OPENAI_API_KEY")
     elif backend in ("embedded", "transformers"):
         options.setdefault("threads", int(os.environ.get("TUNESMITH_THREADS", "1")))
-    options.update(backend_options or {})
-    return LLMConfig(
-        backend=backend,
-        model=model,
-        options=options,
-        cache_path=str(cache_path) if cache_path else None,
-        use_cache=use_cache,
-        prices_path=str(prices_path) if prices_path else None,
-        max_cost=max_cost,
-        max_calls=max_calls,
-    )
+    return options
 
 
 def parse_backend_options(pairs: list[str] | None) -> dict[str, Any]:

@@ -165,23 +165,13 @@ def load_dataset(
 
 
 def compute_stats(
-    records: Sequence[Record],
-    *,
-    name: str = "",
-    reference: Sequence[Record] | None = None,
-    train: Sequence[Record] | None = None,
-    metrics: Collection[str] | None = None,
-    field: str = "instruction",
-    sample: int | None = DEFAULT_SAMPLE,
-    size_sample: int | None = None,
-    seed: int = 0,
-    tokenizer: str = DEFAULT_TOKENIZER,
-    ppl_model: str | None = None,
-    ppl_threshold: float = DEFAULT_PPL_THRESHOLD,
-    embed_model: str | None = None,
-    clusters: int = DEFAULT_CLUSTERS,
-    progress: Tick | None = None,
-) -> dict[str, Any]:
+    records: Sequence[Record], *, name: str = "", reference: Sequence[Record] | None = None,
+    train: Sequence[Record] | None = None, metrics: Collection[str] | None = None,
+    field: str = "instruction", sample: int | None = DEFAULT_SAMPLE,
+    size_sample: int | None = None, seed: int = 0, tokenizer: str = DEFAULT_TOKENIZER,
+    ppl_model: str | None = None, ppl_threshold: float = DEFAULT_PPL_THRESHOLD,
+    embed_model: str | None = None, clusters: int = DEFAULT_CLUSTERS, progress: Tick | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Statistics of one dataset, one key per column (see the module docstring).
 
     Args:
@@ -199,40 +189,51 @@ def compute_stats(
         tokenizer: spacy (default), nltk or whitespace (see ``tunesmith.metrics.tokenize``).
         ppl_model: causal LM for perplexity (None = embedded SmolLM2).
         ppl_threshold: perplexity threshold for ``ppl_share_below`` (DiffTune: 150).
-        embed_model: sentence-transformers model for MAUVE features and embedding diversity
-            (None = packaged all-MiniLM-L6-v2).
+        embed_model: sentence-transformers model for MAUVE and embedding diversity (None = MiniLM).
         clusters: k for the cluster entropy.
         progress: ``tick(label, units)`` as work is done; the units add up to
             :func:`estimate_work` for the same arguments (a progress bar's total).
     """
+    _check_settings(field, tokenizer)
+    wanted = resolve_metrics(metrics)
+    settings = {"field": field, "tokenizer": tokenizer, "sample": sample or None,
+                "size_sample": size_sample, "seed": seed}  # fmt: skip
+    out: dict[str, Any] = {**dict.fromkeys(COLUMNS), "name": name, "size": len(records),
+                           "settings": settings}  # fmt: skip
+    if not records:
+        return {**out, "notes": ["empty dataset: no metric computed"] if wanted else []}
+    notes: list[str] = []
+    tick: Tick = progress or (lambda _label, _units: None)
+    texts = lexical.field_texts(records, field)
+    sizes = (size_sample, seed)
+    out.update(_cheap_metrics(records, texts, wanted, train, field, tokenizer, sizes, tick, notes))
+    options = {"ppl_model": ppl_model, "ppl_threshold": ppl_threshold,
+               "embed_model": embed_model, "clusters": clusters}  # fmt: skip
+    out.update(
+        _heavy_metrics(wanted, texts, reference, field, (sample, seed), options, tick, notes)
+    )
+    out["notes"] = notes
+    return out
+
+
+def _check_settings(field: str, tokenizer: str) -> None:
     if field not in ("instruction", "input", "output", "prompt"):
         raise ConfigError(f"unknown field '{field}' (instruction, input, output or prompt)")
     check_tokenizer(tokenizer)
-    wanted = resolve_metrics(metrics)
-    out: dict[str, Any] = dict.fromkeys(COLUMNS)
-    out.update(name=name, size=len(records))
-    notes: list[str] = []
-    tick: Tick = progress or (lambda _label, _units: None)
-    options = {"ppl_model": ppl_model, "ppl_threshold": ppl_threshold,
-               "embed_model": embed_model, "clusters": clusters}  # fmt: skip
-    out["settings"] = {"field": field, "tokenizer": tokenizer, "sample": sample or None,
-                       "size_sample": size_sample, "seed": seed}  # fmt: skip
-    if not records:
-        out["notes"] = ["empty dataset: no metric computed"] if wanted else []
-        return out
-    texts = lexical.field_texts(records, field)
-    cheap = [m for m in wanted if m in CHEAP_METRICS]
-    if cheap:
-        keep = sample_indices(len(texts), size_sample, seed)
-        out.update(
-            _cheap_metrics(records, texts, cheap, train, field, tokenizer, keep, tick, notes)
-        )
-        if keep is not None and any(g in SIZE_DEPENDENT for g in cheap):
-            notes.append(size_note(len(keep), len(texts)))
+
+
+def _heavy_metrics(
+    groups: list[str], texts: list[str], reference: Sequence[Record] | None, field: str,
+    sampling: tuple[int | None, int], options: dict[str, Any], tick: Tick, notes: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """The model-based ones of ``groups`` on a seeded sample (``sampling`` = size, seed) of
+    ``texts``; a group whose extra or input is missing is skipped with a note."""
+    sample, seed = sampling
     picked_idx = sample_indices(len(texts), sample, seed)
     picked = [texts[i] for i in picked_idx or range(len(texts))]
+    out: dict[str, Any] = {}
     ran: list[str] = []
-    for group in (m for m in wanted if m not in CHEAP_METRICS):
+    for group in (g for g in groups if g not in CHEAP_METRICS):
         if group == "mauve" and not reference:
             notes.append("mauve skipped: no reference given (--reference)")
             continue
@@ -252,7 +253,6 @@ def compute_stats(
             f"{', '.join(ran)} on a seeded sample of {len(picked):,} of {len(texts):,} rows "
             "(--sample N to change, --sample 0 for all)"
         )
-    out["notes"] = notes
     return out
 
 
@@ -308,19 +308,17 @@ def estimate_work(
 
 
 def _cheap_metrics(
-    records: Sequence[Record],
-    texts: list[str],
-    groups: list[str],
-    train: Sequence[Record] | None,
-    field: str,
-    tokenizer: str,
-    keep: list[int] | None,
-    tick: Tick,
-    notes: list[str],
-) -> dict[str, Any]:
-    """The cheap groups; ``keep`` = the rows the size-dependent groups read (None = all)."""
+    records: Sequence[Record], texts: list[str], wanted: list[str],
+    train: Sequence[Record] | None, field: str, tokenizer: str, sizes: tuple[int | None, int],
+    tick: Tick, notes: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """The cheap ones of ``wanted``; size-dependent ones read a seeded sample (size, seed)."""
     from tunesmith.metrics.self_bleu import self_bleu
 
+    groups = [g for g in wanted if g in CHEAP_METRICS]
+    if not groups:
+        return {}
+    keep = sample_indices(len(texts), *sizes)
     every = "lengths" in groups or "memorization" in groups
     tick("tokenizing", 0)
     tok = functools.partial(tokenize, tokenizer=tokenizer)
@@ -331,16 +329,7 @@ def _cheap_metrics(
         sized = chunked(tok, [texts[i] for i in keep or range(len(texts))], tick)
     out: dict[str, Any] = {}
     if "lengths" in groups:
-        count = functools.partial(token_counts, tokenizer=tokenizer)
-        counts = {
-            f: (
-                [len(t) for t in toks]
-                if f == field
-                else chunked(count, lexical.field_texts(records, f), tick)
-            )
-            for f in ("instruction", "input", "output")
-        }
-        out.update(lexical.average_lengths(records, counts))
+        out.update(_lengths(records, toks, field, tokenizer, tick))
     if "unique_tokens" in groups:
         out["unique_tokens"] = lexical.unique_tokens(sized)
     if "rep_n" in groups:
@@ -358,7 +347,23 @@ def _cheap_metrics(
         else:
             notes.append("self_bleu skipped: needs at least two items")
         tick("self_bleu", len(sized) * UNIT_COST["self_bleu"])
+    if keep is not None and any(g in SIZE_DEPENDENT for g in groups):
+        notes.append(size_note(len(keep), len(texts)))
     return out
+
+
+def _lengths(
+    records: Sequence[Record], toks: list[list[str]], field: str, tokenizer: str, tick: Tick
+) -> dict[str, Any]:
+    """Average words and tokens per field (the read field's tokens are reused)."""
+    count = functools.partial(token_counts, tokenizer=tokenizer)
+    counts = {
+        f: [len(t) for t in toks]
+        if f == field
+        else chunked(count, lexical.field_texts(records, f), tick)
+        for f in ("instruction", "input", "output")
+    }
+    return lexical.average_lengths(records, counts)
 
 
 def _heavy_metric(

@@ -92,13 +92,9 @@ def dataset_metrics(
         "verb_nouns": [{verb, noun, count}]}``.
     """
     check_level(level)
-    out: dict[str, Any] = {
-        "name": name,
-        "stats": None,
-        "notes": [],
-        "lengths": {f: [len(str(getattr(r, f)).split()) for r in records] for f in LENGTH_FIELDS},
-        "verb_nouns": [],
-    }
+    lengths = {f: [len(str(getattr(r, f)).split()) for r in records] for f in LENGTH_FIELDS}
+    out: dict[str, Any] = {"name": name, "stats": None, "notes": [], "lengths": lengths,
+                           "verb_nouns": []}  # fmt: skip
     if level == "none" or not records:
         return out
     try:
@@ -106,14 +102,9 @@ def dataset_metrics(
     except ImportError as exc:  # the metrics package is optional for the report
         out["notes"].append(f"metrics skipped: {exc}")
         return out
-    from tunesmith.metrics.stats import CHEAP_METRICS, METRICS
-
-    # A report has no training set or reference: leave out what needs them (no noise notes).
-    groups = set(CHEAP_METRICS if level == "cheap" else METRICS) - NEEDS_OTHER_DATA
-    if not verb_nouns:
-        groups.discard("verb_noun")
     from tunesmith.metrics.quiet import quiet_libraries
 
+    groups = _report_groups(level, verb_nouns)
     try:
         with quiet_libraries():  # a report is written at the end of every run: no library noise
             stats = compute_stats(records, name=name, metrics=groups, size_sample=size_sample)
@@ -126,6 +117,17 @@ def dataset_metrics(
         out["verb_nouns"] = _sampled_verb_nouns(records, out["notes"])
     out["stats"] = stats
     return out
+
+
+def _report_groups(level: str, verb_nouns: bool) -> set[str]:
+    """The metric groups of ``level``; a report has no training set or reference, so what
+    needs them is left out (no noise notes)."""
+    from tunesmith.metrics.stats import CHEAP_METRICS, METRICS
+
+    groups = set(CHEAP_METRICS if level == "cheap" else METRICS) - NEEDS_OTHER_DATA
+    if not verb_nouns:
+        groups.discard("verb_noun")
+    return groups
 
 
 def _sampled_verb_nouns(records: Sequence[Record], notes: list[str]) -> list[dict[str, Any]]:

@@ -62,37 +62,23 @@ def run_sedi_feedback(
     Returns:
         The run summary: steps, final loss, kept rows, calls, seed replacements, model folder.
     """
-    import torch
+    import torch  # first: a missing ``hf`` extra fails before the run folder is made
 
-    from tunesmith.generate.pipeline import check_params
-    from tunesmith.generate.seeds import load_seeds, resolve_seeds_path
-
-    quadrant_dims(sft.batch_size)  # a power of two, or a one-line ConfigError
-    params = {k: v for k, v in dict(gen_params or {}).items() if v is not None}
-    check_params("sedi", params)
-    if sft.max_steps <= 0:
-        sft = dataclasses.replace(
-            sft, max_steps=max(1, feedback.num_instructions // sft.batch_size)
-        )
-    sft = dataclasses.replace(sft, order="sequential")  # the stream's order is the batch order
-    sft.check()
-    seeds_path = resolve_seeds_path(seeds)
-    tasks = load_seeds(seeds_path)
-    config = {
-        "seeds": str(seeds_path),
-        "generate": {k: str(v) if isinstance(v, Path) else v for k, v in params.items()},
-        "feedback": dataclasses.asdict(feedback),
-        "sft": sft.to_dict(),
-        "llm": llm_config.to_manifest(),  # the driver compares only backend and model
-    }
-    from tunesmith.driver import fingerprint
-
-    folder = TrainFolder.open(
-        out, method="sedi-feedback", config=config, inputs=fingerprint(tasks), force_new=force_new
-    )
+    sft, params = _settings(sft, feedback, gen_params)
+    folder, tasks = _open_folder(out, seeds, llm_config, sft, feedback, params, force_new)
     if folder.is_done:
         return dict(folder.manifest.get("summary") or {})
     torch.set_num_threads(int(threads or os.environ.get("TUNESMITH_THREADS", "1")))
+    return _train(folder, tasks, llm_config, sft, feedback, params,
+                  backend=backend, embedder=embedder, progress=progress)  # fmt: skip
+
+
+def _train(
+    folder: TrainFolder, tasks: list[Any], llm_config: LLMConfig, sft: SFTConfig,
+    feedback: FeedbackConfig, params: Mapping[str, Any], *, backend: Backend | None,
+    embedder: Callable[[list[str]], Any] | None, progress: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Train on the generator's stream with the seed feedback on; the run summary."""
     model, tok = load_model(sft)
     llm = folder.driver.make_llm(llm_config, backend=backend)
     # the driver records "stopped (budget)" or "failed" (+ error) if anything below raises
@@ -108,16 +94,55 @@ def run_sedi_feedback(
             folder.driver.save_ledger()
             llm.close()
         totals = folder.driver.ledger.totals()
-        extra = {
-            "rows": len(fb.rows),
-            "kept": len(gen.state.kept),
-            "seed_replacements": len(fb.journal),
-            "calls": totals.get("calls", 0),
-            "cache_hits": totals.get("cache_hits", 0),
-        }
+        extra = {"rows": len(fb.rows), "kept": len(gen.state.kept),
+                 "seed_replacements": len(fb.journal), "calls": totals.get("calls", 0),
+                 "cache_hits": totals.get("cache_hits", 0)}  # fmt: skip
         folder.write_artifact("seed_scores.json", gen.table.to_rows())
         folder.finish("done", **extra)
     return {**summary, **extra}
+
+
+def _settings(
+    sft: SFTConfig, feedback: FeedbackConfig, gen_params: Mapping[str, Any] | None
+) -> tuple[SFTConfig, dict[str, Any]]:
+    """The checked training settings (steps default to kept rows // batch size; sequential
+    order, since the stream's order is the batch order) and the generator's set parameters."""
+    from tunesmith.generate.pipeline import check_params
+
+    quadrant_dims(sft.batch_size)  # a power of two, or a one-line ConfigError
+    params = {k: v for k, v in dict(gen_params or {}).items() if v is not None}
+    check_params("sedi", params)
+    if sft.max_steps <= 0:
+        sft = dataclasses.replace(
+            sft, max_steps=max(1, feedback.num_instructions // sft.batch_size)
+        )
+    sft = dataclasses.replace(sft, order="sequential")
+    sft.check()
+    return sft, params
+
+
+def _open_folder(
+    out: str | os.PathLike[str], seeds: str | os.PathLike[str] | None, llm_config: LLMConfig,
+    sft: SFTConfig, feedback: FeedbackConfig, params: Mapping[str, Any], force_new: bool,
+) -> tuple[TrainFolder, list[Any]]:  # fmt: skip
+    """Open (or resume) the run folder; its config is the seeds, generator, loop, training and
+    LLM settings, and the seed tasks are its input fingerprint."""
+    from tunesmith.driver import fingerprint
+    from tunesmith.generate.seeds import load_seeds, resolve_seeds_path
+
+    seeds_path = resolve_seeds_path(seeds)
+    tasks = load_seeds(seeds_path)
+    config = {
+        "seeds": str(seeds_path),
+        "generate": {k: str(v) if isinstance(v, Path) else v for k, v in params.items()},
+        "feedback": dataclasses.asdict(feedback),
+        "sft": sft.to_dict(),
+        "llm": llm_config.to_manifest(),  # the driver compares only backend and model
+    }
+    folder = TrainFolder.open(
+        out, method="sedi-feedback", config=config, inputs=fingerprint(tasks), force_new=force_new
+    )
+    return folder, tasks
 
 
 def _build_stream(
