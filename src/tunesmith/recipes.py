@@ -342,7 +342,8 @@ def _run_one(
 
     if spec.per_record(stage) and runner is not None:  # on a cluster (tunesmith.engines)
         runner.run_stage((spec.name, spec.params), stage, records, batch_size=batch_size,
-                         done_ids=sub.done_ids(), ledger=driver.ledger, on_batch=on_batch)  # fmt: skip
+                         done_ids=sub.done_ids(), ledger=driver.ledger, on_batch=on_batch,
+                         staging=sub.path / "staging")  # fmt: skip
     elif spec.per_record(stage):
         run_stage_batches(stage, records, llm=llm, batch_size=batch_size,
                           done_ids=sub.done_ids(), on_batch=on_batch)  # fmt: skip

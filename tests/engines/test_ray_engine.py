@@ -4,9 +4,13 @@ and resume after a killed worker or a killed driver without repeating a finished
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,7 +26,7 @@ ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 from tests.servers import StubOpenAIServer  # noqa: E402
-from tunesmith.engines.ray_engine import LOOPBACK, is_loopback, loopback_only  # noqa: E402
+from tunesmith.engines.ray_connect import LOOPBACK, is_loopback, loopback_only  # noqa: E402
 from tunesmith.recipes import load_recipe, run_recipe  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -159,74 +163,209 @@ def test_ray_run_equals_local_run(cluster, reference, tmp_path):
         assert usage(tmp_path / "again")["cache_hits"] == got["calls"] > 0
 
 
-def stage_worker_pids() -> list[int]:
-    import psutil
+PEER: contextvars.ContextVar[tuple[str, int]] = contextvars.ContextVar("peer")
 
+
+class HoldingStub(StubOpenAIServer):
+    """The stub, holding requests until :meth:`release`, which drops them: a held request never
+    reaches the server, so it is neither answered nor paid (a kill while requests are held is a
+    kill with no answer in flight). Held: every request after the first ``hold_after``, or the
+    first one whose body contains ``hold_text``; ``held_peers`` are their clients' addresses."""
+
+    def __init__(
+        self, hold_after: int | None = None, hold_text: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hold_after, self.hold_text = hold_after, hold_text
+        self.seen = 0
+        self.held_peers: list[tuple[str, int]] = []
+        self._gate: asyncio.Event | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        PEER.set(writer.get_extra_info("peername"))  # this connection's task only
+        await super()._serve(reader, writer)
+
+    async def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> bytes | None:
+        self.seen += 1
+        held = self.hold_after is not None and self.seen > self.hold_after
+        if self.hold_text is not None and self.hold_text.encode() in body:
+            held, self.hold_text = True, None
+        if not held:
+            return await super().handle(method, path, headers, body)
+        self.held_peers.append(PEER.get())
+        self._gate = self._gate or asyncio.Event()
+        await self._gate.wait()
+        return None
+
+    @property
+    def paid(self) -> int:
+        return sum(self.answered.values())
+
+    def release(self) -> None:
+        self.hold_after = None
+        if self._gate is not None:
+            self._loop.call_soon_threadsafe(self._gate.set)
+
+
+def client_pid(peer: tuple[str, int]) -> int | None:
+    """The process whose TCP socket is ``peer``."""
+    for pid in stage_worker_pids():
+        with contextlib.suppress(psutil.Error):
+            for conn in psutil.Process(pid).net_connections("tcp"):
+                if conn.laddr and conn.laddr.port == peer[1]:
+                    return pid
+    return None
+
+
+def usage_rows(cache: Path) -> int:
+    """Usage rows the request cache holds (one per call paid, committed with its answer)."""
+    if not cache.exists():
+        return 0
+    with sqlite3.connect(cache) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM usage").fetchone()[0])
+
+
+def wait_for(cond: Any, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def stage_worker_pids() -> list[int]:
+    """The processes of the actor pool that runs LLM stages (``_ShardWorker``)."""
     pids = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "_StageWorker" in cmd or "MapWorker" in cmd:
+        if "_ShardWorker" in cmd or "MapWorker" in cmd:
             pids.append(proc.info["pid"])
     return pids
 
 
-def kill_after(stub: StubOpenAIServer, n: int, kill: Any) -> threading.Thread:
-    def watch() -> None:
-        deadline = time.monotonic() + 120
-        while sum(stub.answered.values()) < n and time.monotonic() < deadline:
-            time.sleep(0.02)
-        kill()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
-def assert_no_repeat(stub: StubOpenAIServer, want_calls: Counter[str]) -> None:
-    """Every call made; a call repeated only when it was in flight at the kill."""
+def assert_paid_once(stub: HoldingStub, want_calls: Counter[str], out: Path) -> None:
+    """Every call made exactly once (none repeated), and the ledger counts the stub's log."""
     assert set(stub.answered) == set(want_calls)
-    repeats = sum(stub.answered.values()) - len(stub.answered)
-    assert repeats <= CONCURRENCY, f"{repeats} finished calls were sent again"
+    assert max(stub.answered.values()) == 1, "a completed call was sent again"
+    assert usage(out)["calls"] == stub.paid, "the ledger must count every call the stub answered"
 
 
 def test_worker_killed_mid_run(cluster, reference, tmp_path):
+    """The stage worker holding the "moss" request SIGKILLed once every call that could be made
+    is answered and committed, so it dies with calls of its shard (bread, glaciers) paid and
+    the shard never merged: Ray reruns that shard,
+    its paid calls come from the cache, and the ledger counts exactly what the stub answered
+    (the dead worker's usage rows carry the run's ledger id, and the driver catches them up)."""
     want, _, want_calls = reference
-    killed: list[int] = []
-
-    def kill() -> None:
-        pids = stage_worker_pids()
-        if pids:
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
-
-    with StubOpenAIServer(delay=0.2) as stub:
+    with HoldingStub(hold_text="about moss", delay=0.05) as stub:
         recipe = write_recipe(tmp_path, "ray", stub.url)
-        watcher = kill_after(stub, 6, kill)
+        cache = recipe.parent / "cache.sqlite"
+        killed: list[int | None] = []
+
+        def quiet() -> bool:
+            """The request is held, and whatever else could run has run and been stored."""
+            seen = stub.seen
+            time.sleep(1.0)
+            return (
+                bool(stub.held_peers)
+                and stub.seen == seen
+                and stub.in_flight == 0
+                and (usage_rows(cache) == stub.paid)
+            )
+
+        def kill() -> None:
+            wait_for(quiet)
+            pid = client_pid(stub.held_peers[0])
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            stub.release()
+
+        watcher = threading.Thread(target=kill, daemon=True)
+        watcher.start()
         run_recipe(load_recipe(recipe), out=tmp_path / "run", report=False, engine="ray")
         watcher.join()
-        assert killed, "no stage worker was found to kill"
+        assert killed and killed[0] is not None, "the worker holding the request was not found"
         assert folder_content(tmp_path / "run") == want
-        assert_no_repeat(stub, want_calls)
+        assert_paid_once(stub, want_calls, tmp_path / "run")
+        # rerun: nothing left to do, nothing sent, the ledger unchanged
+        run_recipe(load_recipe(recipe), out=tmp_path / "run", report=False, engine="ray")
+        assert_paid_once(stub, want_calls, tmp_path / "run")
+        assert not list((tmp_path / "run").rglob("staging")), "shards are removed when done"
 
 
 def test_driver_killed_and_resumed(cluster, reference, tmp_path):
+    """The CLI driver SIGKILLed after 8 answers, its workers with it, then the same command
+    again: no lost or duplicated row, no call repeated, and the resumed ledger counts the calls
+    paid after the last save (caught up from the cache's usage rows of this run)."""
     want, _, want_calls = reference
     c, _ = cluster
-    with StubOpenAIServer(delay=0.2) as stub:
+    with HoldingStub(hold_after=8, delay=0.05) as stub:
         recipe = write_recipe(tmp_path, "ray", stub.url)
+        cache = recipe.parent / "cache.sqlite"
         cmd = [sys.executable, "-m", "tunesmith", "run", str(recipe), "--out",
                str(tmp_path / "run"), "--engine", "ray", "--ray-address", c.address]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        kill_after(stub, 8, lambda: proc.send_signal(signal.SIGKILL)).join()
-        proc.wait(60)
-        assert proc.returncode == -signal.SIGKILL
-        partial = len(rows_by_id(tmp_path / "run" / "stages" / "02-respond" / "kept.jsonl"))
+        try:
+            wait_for(lambda: stub.paid == 8 and usage_rows(cache) == 8 and stub.seen > 8)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(60)
+        stage = tmp_path / "run" / "stages" / "02-respond"
+        assert list((stage / "staging" / "in").glob("*.parquet")), "input shards on disk"
+        partial = len(rows_by_id(stage / "kept.jsonl"))
+        assert partial < len(want["stages/02-respond/kept.jsonl"])  # the kill interrupted it
+        stub.release()
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert folder_content(tmp_path / "run") == want
-        assert_no_repeat(stub, want_calls)
-        assert partial < len(want["stages/02-respond/kept.jsonl"])  # the kill interrupted it
+        assert_paid_once(stub, want_calls, tmp_path / "run")
+        assert not (stage / "staging").exists()
+
+
+def test_finished_shards_are_merged_from_disk(cluster, tmp_path):
+    """A resumed driver merges an output shard a worker finished for exactly the rows to do
+    (here one planted by hand, so a rerun would show) and redoes one written for other rows."""
+    from tunesmith import registry
+    from tunesmith.engines.ray_engine import RayRunner
+    from tunesmith.engines.shards import inputs_key, plan_shards, write_result
+    from tunesmith.llm.usage import Ledger
+    from tunesmith.records import Record
+    from tunesmith.stages import StageResult
+
+    records = [Record(id=f"r{i}", instruction=f"Describe {t} briefly.", output=f"{t} are fine.")
+               for i, t in enumerate(TOPICS[:6])]  # fmt: skip
+    spec = ("heuristics", {"english_only": False, "drop_duplicate_outputs": False})
+    stage = registry.stages.get(spec[0])(**spec[1])
+    staging = tmp_path / "staging"
+    first, second, _ = plan_shards(records, 2, set(), staging)
+    planted = StageResult(kept=[r.with_meta(planted=True) for r in first.rows])
+    write_result(first.target, planted, inputs=inputs_key(first.rows), usage={})
+    write_result(second.target, planted, inputs=inputs_key(first.rows), usage={})  # stale
+    got: list[StageResult] = []
+    RayRunner().run_stage(spec, stage, records, batch_size=2,
+                          done_ids=set(), ledger=Ledger(), on_batch=got.append,
+                          staging=staging)  # fmt: skip
+    want = stage.run(records)
+    assert [r.meta.get("planted") for res in got for r in res.kept] == [True] * 2 + [None] * 4
+    assert [r.id for res in got for r in res.kept] == [r.id for r in want.kept]
+    assert got[1].kept == want.kept[2:4] and not staging.exists()
+
+
+def test_worker_that_cannot_see_the_run_folder_is_one_error(cluster, tmp_path):
+    from tunesmith import registry
+    from tunesmith.engines.ray_engine import RayRunner
+    from tunesmith.engines.shards import plan_shards
+    from tunesmith.errors import ConfigError
+    from tunesmith.records import Record
+
+    spec = ("heuristics", {"english_only": False, "drop_duplicate_outputs": False})
+    stage = registry.stages.get(spec[0])(**spec[1])
+    shards = plan_shards([Record(id="a", instruction="Name two rivers.")], 1, set(), tmp_path)
+    with pytest.raises(ConfigError, match=r"not on node 127\.0\.0\.1; .* storage every node sees"):
+        list(RayRunner()._map(spec, stage, shards, "run"))  # its input shard was never written
 
 
 def near_duplicates(n: int) -> list[Any]:

@@ -2,8 +2,8 @@
 
 An engine only decides *where* the batches of a per-record stage run; the run driver
 (:mod:`tunesmith.driver`) still writes the one run folder, so a run's content does not depend on
-the engine. Nothing outside :mod:`tunesmith.engines.ray_engine` and
-:mod:`tunesmith.engines.ray_llm` imports ``ray`` (an optional extra: ``tunesmith[ray]``).
+the engine. Nothing outside the ``ray_*`` modules of this package (``ray_engine``, ``ray_connect``,
+``ray_llm``, ``ray_novelty``) imports ``ray`` (an optional extra: ``tunesmith[ray]``).
 """
 
 from __future__ import annotations

@@ -4,108 +4,104 @@ Pure stages (no model, no LLM) run as Ray tasks; stages that load a model or cal
 an actor pool, so ``setup`` runs once per actor, not once per batch. Stages that must see every
 row at once (dedup, selection) run in the driver process, as in the local engine.
 
-The driver consumes the results in input order (``preserve_order``) and reports each finished
-batch to the run driver, which writes the one run folder: its content is the one the local
-engine writes. Rows already in the folder are not sent again (resume); LLM answers live in the
-job's shared request cache (:mod:`tunesmith.engines.ray_llm`), so a batch re-executed after a
-worker died, or after the driver was killed, replays its finished calls from the cache.
+Rows travel as Parquet shards in the stage's ``staging/`` folder (:mod:`tunesmith.engines.shards`):
+the driver writes the input shards, each worker reads one and writes its output shard, and the
+driver merges the output shards in input order (``preserve_order``) through the run driver, which
+writes the one run folder: its content is the one the local engine writes. A killed driver finds
+the shards its workers finished on disk and merges them without running them again; rows already
+in the folder are not sent again; LLM answers live in the job's shared request cache
+(:mod:`tunesmith.engines.ray_llm`), so a shard re-executed after a worker died replays its
+finished calls from the cache. Workers count their calls under the run's ledger id, so the driver
+counts every paid call from the cache's usage rows, including those of a worker that died.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
-from ray._private import ray_constants
 
-from tunesmith.engines.ray_llm import add_usage, start_services, worker_llm
+from tunesmith.engines import shards
+from tunesmith.engines.ray_connect import connect
+from tunesmith.engines.ray_llm import ActorCache, add_usage, start_services, worker_llm
+from tunesmith.engines.shards import Shard
 from tunesmith.errors import ConfigError
-from tunesmith.llm.cache import default_cache_path
+from tunesmith.llm.cache import RequestCache, default_cache_path
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.usage import Budget, Ledger
 from tunesmith.records import Record
 from tunesmith.stages import Stage, StageResult
 
-SRC = str(Path(__file__).resolve().parents[2])
+#: why a worker cannot find an input shard: the run folder is not on storage it sees
+_NOT_SHARED = "on a cluster of several machines the run folder must be on storage every node sees"
 
 
-LOOPBACK = "127.0.0.1"
+def _run_shards(
+    stage: Stage, llm: Any, run_id: str, batch: dict[str, np.ndarray]
+) -> dict[str, list[int]]:
+    """Run ``stage`` on each input shard of ``batch`` and write its output shard.
 
-
-def is_loopback(address: str | None) -> bool:
-    """Whether ``address`` means a cluster on this machine's loopback (``None``: a new local one)."""
-    if not address:
-        return True
-    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def loopback_only() -> None:
-    """Keep a local cluster's processes (GCS, raylets, workers, this driver) on 127.0.0.1.
-
-    Ray 2.60 rewrites a loopback node or GCS address to the machine's outward IP
-    (``services.resolve_ip_for_localhost``), even ``_node_ip_address="127.0.0.1"``, so a driver
-    of a loopback cluster dials the GCS on an address nothing listens on and hangs. Ray keeps
-    loopback only when multi-host clusters are off: the environment variable covers the processes
-    Ray starts, the constant covers this one (it read the variable when it imported ray).
+    A shard's usage is counted in a ledger of the run's own id, so each call it pays is stored
+    with a usage row of this run (one SQLite transaction with the answer): the driver counts it
+    from the cache even when this worker dies before its shard is merged.
     """
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
+    done = []
+    for index, source, target in zip(batch["index"], batch["source"], batch["target"], strict=True):
+        if not Path(source).exists():
+            node = ray.util.get_node_ip_address()
+            raise FileNotFoundError(f"{source}: not on node {node}; {_NOT_SHARED}")
+        records = shards.read_rows(Path(source))
+        ledger = Ledger(run_id=run_id)
+        if llm is not None:
+            llm.ledger = ledger
+        result = stage.run(records, llm)
+        usage = ledger.to_dict()
+        shards.write_result(Path(target), result, inputs=shards.inputs_key(records), usage=usage)
+        done.append(int(index))
+    return {"index": done}
 
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one on 127.0.0.1."""
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if is_loopback(address):
-        loopback_only()
-    path = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-    runtime_env = {"env_vars": {"PYTHONPATH": path}}
-    if address:
-        try:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"--ray-address {address}: cannot join the cluster ({exc})") from None
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
-                 log_to_driver=False)  # fmt: skip
+class _ShardWorker:
+    """One actor of the pool: builds the stage (and its LLM client) once, then runs shards."""
 
-
-class _StageWorker:
-    """One actor of the pool: builds the stage (and its LLM client) once, then runs batches."""
-
-    def __init__(self, spec: tuple[str, dict[str, Any]], llm: tuple[Any, Any, Any] | None):
+    def __init__(
+        self, spec: tuple[str, dict[str, Any]], llm: tuple[Any, Any, Any] | None, run_id: str
+    ) -> None:
         from tunesmith import registry
 
         self.stage: Stage = registry.stages.get(spec[0])(**spec[1])
         self.stage.setup()
         self.llm = worker_llm(*llm) if llm is not None else None
+        self.run_id = run_id
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
-        records = [pickle.loads(b) for b in batch["row"]]
-        ledger = Ledger()
-        if self.llm is not None:
-            self.llm.ledger = ledger  # this batch's usage only; the driver sums them
-        result = self.stage.run(records, self.llm)
-        return {"blob": [pickle.dumps((result, ledger.to_dict()))]}
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[int]]:
+        return _run_shards(self.stage, self.llm, self.run_id, batch)
 
 
-def _pure_batch(spec: tuple[str, dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def run(batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
+def _pure_shards(
+    spec: tuple[str, dict[str, Any]], run_id: str
+) -> Callable[[dict[str, np.ndarray]], dict[str, list[int]]]:
+    def run(batch: dict[str, np.ndarray]) -> dict[str, list[int]]:
         from tunesmith import registry
 
         stage = registry.stages.get(spec[0])(**spec[1])
         stage.setup()
-        result = stage.run([pickle.loads(b) for b in batch["row"]], None)
-        return {"blob": [pickle.dumps((result, Ledger().to_dict()))]}
+        return _run_shards(stage, None, run_id, batch)
 
     return run
+
+
+def _not_shared(exc: BaseException) -> str | None:
+    """The worker's "run folder not on this node" line, from the traceback Ray hands back (the
+    worker's exception itself does not survive Ray Data's wrapping)."""
+    for line in str(exc).splitlines():
+        if _NOT_SHARED in line:
+            return line.removeprefix("FileNotFoundError: ").strip()
+    return None
 
 
 class RayRunner:
@@ -149,32 +145,74 @@ class RayRunner:
         done_ids: set[str],
         ledger: Ledger,
         on_batch: Callable[[StageResult], None],
+        staging: Path,
     ) -> None:
-        """Run ``stage`` over the rows not in ``done_ids``; report each batch, in input order."""
-        todo = [r for r in records if r.id not in done_ids]
+        """Run ``stage`` over the rows not in ``done_ids``, through Parquet shards in
+        ``staging`` (:mod:`tunesmith.engines.shards`); report each shard, in input order, and
+        remove ``staging`` once the stage is done."""
+        cache = self._ledger_cache(stage)
+        if cache is not None:  # calls paid after the last save (a killed driver, or worker)
+            ledger.catch_up(cache)
+        plan = shards.plan_shards(records, batch_size, done_ids, staging)
+        ready = {s.index: found for s in plan if (found := shards.finished(s)) is not None}
+        todo = [s for s in plan if s.index not in ready]
+        for shard in todo:
+            shard.target.unlink(missing_ok=True)  # written for other rows: redone
+            shards.write_rows(shard.source, shard.rows)
+        results = iter(self._map(spec, stage, todo, ledger.run_id))
+        for shard in plan:
+            if shard.index in ready:
+                result, usage = ready[shard.index]
+            else:
+                index = next(results)
+                if index != shard.index:  # preserve_order is what keeps the folder's order
+                    raise RuntimeError(f"shard {index} came back before shard {shard.index}")
+                result, usage = shards.read_result(shard.target)
+            add_usage(ledger, usage, paid=cache is None)
+            on_batch(result)
+            if cache is not None:
+                ledger.catch_up(cache)
+            self._check_budget(ledger)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def _ledger_cache(self, stage: Stage) -> RequestCache | None:
+        """The shared cache the run's paid calls are counted from (None: no cache, then the
+        shards' own usage is the count)."""
+        if not stage.uses_llm:
+            return None
+        _, store = self.services()
+        # an ActorCache serves the RequestCache interface that Ledger.catch_up reads
+        return ActorCache(store) if store is not None else None  # type: ignore[return-value]
+
+    def _map(
+        self, spec: tuple[str, dict[str, Any]], stage: Stage, todo: list[Shard], run_id: str
+    ) -> Iterator[int]:
+        """The index of each shard of ``todo`` as a worker finishes it, in ``todo``'s order."""
         if not todo:
             return
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # the folder's rows in the local order
-        data = ray.data.from_items([{"row": pickle.dumps(r)} for r in todo],
-                                   override_num_blocks=max(1, -(-len(todo) // batch_size)))  # fmt: skip
-        kwargs: dict[str, Any] = {"batch_size": batch_size, "zero_copy_batch": True}
+        items = [{"index": s.index, "source": str(s.source), "target": str(s.target)} for s in todo]
+        data = ray.data.from_items(items, override_num_blocks=len(items))
+        kwargs: dict[str, Any] = {"batch_size": 1, "num_cpus": 0.5}
         if stage.uses_llm or type(stage).setup is not Stage.setup:
             llm = None
             if stage.uses_llm:
                 limiter, store = self.services()
                 llm = (self.llm_config or LLMConfig(), limiter, store)
-            mapped = data.map_batches(_StageWorker, fn_constructor_args=(spec, llm),
-                                      num_cpus=0.5,
-                                      compute=ray.data.ActorPoolStrategy(size=self.workers), **kwargs)  # fmt: skip
+            pool = ray.data.ActorPoolStrategy(size=self.workers)
+            mapped = data.map_batches(_ShardWorker, fn_constructor_args=(spec, llm, run_id),
+                                      compute=pool, **kwargs)  # fmt: skip
         else:
-            mapped = data.map_batches(_pure_batch(spec), num_cpus=0.5, **kwargs)
-        for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-            for blob in out["blob"]:
-                result, usage = pickle.loads(blob)
-                add_usage(ledger, usage)
-                on_batch(result)
-                self._check_budget(ledger)
+            mapped = data.map_batches(_pure_shards(spec, run_id), **kwargs)
+        try:
+            for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                yield from (int(i) for i in out["index"])
+        except ray.exceptions.RayTaskError as exc:
+            line = _not_shared(exc)
+            if line is not None:  # a node that cannot see the run folder
+                raise ConfigError(line) from None
+            raise
 
     def _check_budget(self, ledger: Ledger) -> None:
         """Stop (resumably) once the job's ``max_calls``/``max_cost`` is reached; batches still

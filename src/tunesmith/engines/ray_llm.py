@@ -14,8 +14,13 @@ global are Ray actors pinned to the driver's node:
   answer is committed to the one cache the moment it arrives (a round trip of about a
   millisecond, small next to an LLM call), and survives a killed worker or a killed driver.
 
-Usage is counted per batch in a fresh :class:`~tunesmith.llm.usage.Ledger` on the worker and
-returned with the batch; the driver adds it to the run's ledger, so totals are summed exactly.
+Usage is counted per shard in a fresh :class:`~tunesmith.llm.usage.Ledger` on the worker whose
+run id is the run's, so every paid call's usage row (written in the same SQLite transaction as
+its answer) belongs to the run. The driver counts paid calls from those rows
+(:meth:`~tunesmith.llm.usage.Ledger.catch_up` after each shard and on resume), including calls of
+a worker killed before its shard was merged, and takes only cache hits from the shard's ledger;
+the cache serialises writes, so a usage row's ``seq`` is its commit order and the ledger's
+high-water mark never skips a row. Without a cache, the shards' ledgers are the count.
 """
 
 from __future__ import annotations
@@ -190,12 +195,16 @@ def worker_llm(config: LLMConfig, limiter: Any, store: Any | None) -> LLM:
         options["concurrency"] = concurrency  # connections; the limiter caps what is in flight
     inner = make_backend(config.backend, config.resolved_model(), options)
     prices = PriceTable.from_file(config.prices_path) if config.prices_path else PriceTable()
-    return LLM(
+    llm = LLM(
         LimitedBackend(inner, limiter, concurrency),
         cache=ActorCache(store) if store is not None else None,  # type: ignore[arg-type]
         ledger=Ledger(),
         prices=prices,
     )
+    # The driver catches the run's ledger up from the cache; a worker's shard ledgers only
+    # count the shard's own calls (the worker must not re-count the run's earlier ones).
+    llm._caught_up = True
+    return llm
 
 
 def start_services(config: LLMConfig, cache_path: str | None) -> tuple[Any, Any | None]:
@@ -213,11 +222,18 @@ def start_services(config: LLMConfig, cache_path: str | None) -> tuple[Any, Any 
     return limiter, store
 
 
-def add_usage(ledger: Ledger, delta: Mapping[str, Any]) -> None:
-    """Add a worker batch's ledger (``Ledger.to_dict()``) into the run's ledger, exactly."""
+def add_usage(ledger: Ledger, delta: Mapping[str, Any], *, paid: bool = True) -> None:
+    """Add a worker shard's ledger (``Ledger.to_dict()``) into the run's ledger, exactly.
+
+    ``paid=False`` adds its cache hits only: with a request cache, paid calls are counted from
+    the cache's usage rows (:meth:`Ledger.catch_up`), those of killed workers included.
+    """
     batch = Ledger.from_dict(delta)
     with ledger.lock:  # the ledger's own lock: progress displays read it concurrently
         for tag, usage in batch.stages.items():
             mine = ledger.stages.setdefault(tag, type(usage)())
+            if not paid:
+                mine.cache_hits += usage.cache_hits
+                continue
             for field in vars(usage):
                 setattr(mine, field, getattr(mine, field) + getattr(usage, field))
