@@ -284,3 +284,14 @@ def test_resuming_with_a_changed_recipe_is_refused(tmp_path: Path) -> None:
                      report=False, force_new=True)  # fmt: skip
     assert run.manifest["config"]["stages"][1] == {"dedup": {"threshold": 0.5}}
     assert len(list(tmp_path.glob("run.replaced-*"))) == 1
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "examples" / "recipes").glob("*.yaml")), ids=str
+)
+def test_every_example_recipe_loads_with_data_from_the_repo_alone(path: Path) -> None:
+    """The README's example recipes run from a fresh clone: no data outside the repository."""
+    recipe = load_recipe(path)
+    repo = Path(__file__).parents[1].resolve()
+    assert recipe.data.resolve().is_relative_to(repo), recipe.data
+    assert recipe.data.is_file(), recipe.data
