@@ -398,22 +398,14 @@ def test_exact_novelty_on_shards_equals_single_process(cluster, threshold):
     assert got.rejected == want.rejected  # same scores and nearest ids in the reasons
 
 
-def test_minhash_prefilter_recall_against_exact_filter():
-    """The approximate mode misses few of the exact filter's rejections, and its scores are
-    exact ROUGE-L (it only skips comparisons, it never estimates one)."""
-    from tunesmith.engines.minhash import MinHashNoveltyFilter, recall
-    from tunesmith.filters.novelty import NoveltyFilter
-    from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
+def test_minhash_novelty_under_ray_runs_the_approximate_filter(cluster):
+    """`mode: minhash` is honoured on Ray (not silently replaced by the exact sharded filter):
+    the runner leaves it to the driver, whose result is the single-process minhash result."""
+    from tunesmith.engines.ray_engine import RayRunner
+    from tunesmith.filters.novelty_stage import NoveltyStage
 
-    texts = [r.instruction for r in near_duplicates(400)]
-    exact = NoveltyFilter(0.7).check(texts)
-    approx_filter = MinHashNoveltyFilter(0.7)
-    approx = approx_filter.check(texts)
-    assert sum(not d.kept for d in exact) > 50
-    assert recall(exact, approx) >= 0.95
-    for text, d in zip(texts, approx, strict=True):
-        if d.nearest is not None:
-            other = approx_filter.tokens[d.nearest]
-            assert d.max_score == rouge_l_f(rouge_tokenize(text), other)
-    # one band of many rows finds far fewer near-duplicates: the banding is what gives recall
-    assert recall(exact, MinHashNoveltyFilter(0.7, bands=1, rows=8).check(texts)) < 0.9
+    runner = RayRunner()
+    records = near_duplicates(120)
+    assert runner.run_whole(NoveltyStage(threshold=0.7, mode="minhash"), records) is None
+    exact = runner.run_whole(NoveltyStage(threshold=0.7), records)
+    assert exact is not None and exact == NoveltyStage(threshold=0.7).run(records)

@@ -226,10 +226,11 @@ class RayRunner:
 
     def run_whole(self, stage: Stage, records: Sequence[Record]) -> StageResult | None:
         """A whole-set stage on the cluster when there is a sharded form of it (the exact
-        novelty filter, :mod:`tunesmith.engines.ray_novelty`); None: run it in this process."""
+        novelty filter, :mod:`tunesmith.engines.ray_novelty`); None: run it in this process
+        (e.g. ``mode: minhash``, whose LSH index is cheap enough to stay in the driver)."""
         from tunesmith.filters.novelty_stage import NoveltyStage
 
-        if isinstance(stage, NoveltyStage) and not stage.top_k:
+        if isinstance(stage, NoveltyStage) and not stage.top_k and stage.mode == "exact":
             from tunesmith.engines.ray_novelty import novelty_on_ray
 
             return novelty_on_ray(stage, records, shards=self.workers)
