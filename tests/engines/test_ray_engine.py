@@ -314,9 +314,10 @@ def test_driver_killed_and_resumed(cluster, reference, tmp_path):
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(60)
-        # Ray reaps a dead driver's actors when it notices the driver is gone, not at once (slower
-        # on a loaded machine); until then they retry their dropped requests. The rerun starts
-        # after they are gone, as the README's resume note asks, so a repeat here is the engine's.
+        # Ray reaps a dead driver's workers when it notices the driver is gone, not at once (slower
+        # on a loaded machine), and until then they retry the requests they had in flight: calls
+        # in flight at a kill may be paid twice (README). Release them only once those workers
+        # are gone, so the held requests stay unanswered and any repeat is the engine's own.
         wait_for(lambda: not set(workers) & set(stage_worker_pids()))
         stage = tmp_path / "run" / "stages" / "02-respond"
         assert list((stage / "staging" / "in").glob("*.parquet")), "input shards on disk"
