@@ -279,13 +279,13 @@ class MinHashNoveltyFilter(PoolTexts):
             return np.empty(0, dtype=np.float64)
         lcs = np.empty(rows.size, dtype=np.int32)
         cuts = [0, *(np.flatnonzero(rows[1:] != rows[:-1]) + 1).tolist(), rows.size]
-        row_list, other_list, similarity = rows.tolist(), others.tolist(), LCSseq.similarity
-        for lo, hi in pairwise(cuts):
-            seq = seqs[row_list[lo]]
+        similarity = LCSseq.similarity
+        for lo, hi in pairwise(cuts):  # a row's items as a list only while it is scored (memory)
+            seq, items = seqs[int(rows[lo])], others[lo:hi].tolist()
             if hi - lo < _FEW:  # a batched call costs ~3 us to set up
-                lcs[lo:hi] = [similarity(seq, other_seqs[j]) for j in other_list[lo:hi]]
+                lcs[lo:hi] = [similarity(seq, other_seqs[j]) for j in items]
             else:
-                choices = itemgetter(*other_list[lo:hi])(other_seqs)  # a tuple, built in C
+                choices = itemgetter(*items)(other_seqs)  # a tuple, built in C
                 lcs[lo:hi] = process.cdist(
                     [seq], choices, scorer=LCSseq.similarity, dtype=np.int32, workers=1
                 )[0]
