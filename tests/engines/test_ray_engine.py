@@ -310,9 +310,14 @@ def test_driver_killed_and_resumed(cluster, reference, tmp_path):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_for(lambda: stub.paid == 8 and usage_rows(cache) == 8 and stub.seen > 8)
+            workers = stage_worker_pids()
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(60)
+        # Ray reaps a dead driver's actors when it notices the driver is gone, not at once (slower
+        # on a loaded machine); until then they retry their dropped requests. The rerun starts
+        # after they are gone, as the README's resume note asks, so a repeat here is the engine's.
+        wait_for(lambda: not set(workers) & set(stage_worker_pids()))
         stage = tmp_path / "run" / "stages" / "02-respond"
         assert list((stage / "staging" / "in").glob("*.parquet")), "input shards on disk"
         partial = len(rows_by_id(stage / "kept.jsonl"))
@@ -409,3 +414,60 @@ def test_minhash_novelty_under_ray_runs_the_approximate_filter(cluster):
     assert runner.run_whole(NoveltyStage(threshold=0.7, mode="minhash"), records) is None
     exact = runner.run_whole(NoveltyStage(threshold=0.7), records)
     assert exact is not None and exact == NoveltyStage(threshold=0.7).run(records)
+
+
+def with_budget(recipe: Path, **limits: Any) -> None:
+    """Set the recipe's ``llm`` budget (``max_calls``/``max_cost``/``prices_path``) in place."""
+    head, tail = recipe.read_text(encoding="utf-8").split("  model: stub-model\n")
+    lines = "".join(f"  {k}: {v}\n" for k, v in limits.items() if v is not None)
+    recipe.write_text(f"{head}  model: stub-model\n{lines}{tail}", encoding="utf-8")
+
+
+@pytest.mark.parametrize("stops", [[{"max_calls": 7}, {"max_calls": 25}], [{"max_cost": 0.2}]])
+def test_budget_holds_for_the_whole_job(cluster, reference, tmp_path, stops):
+    """``max_calls``/``max_cost`` are admitted per request by the job's limiter: the stub answers
+    exactly N (resp. bills at most X), the run stops resumably, a rerun with a larger budget
+    counts the calls already paid (25 = 7 + 18 more), and a last one finishes paying each once."""
+    from tunesmith.errors import BudgetExceeded
+
+    want, _, want_calls = reference
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("stub-model: {input: 1000, output: 1000}\n")  # a stub call: $0.01
+    out = tmp_path / "run"
+    with HoldingStub(delay=0.05) as stub:
+        recipe = write_recipe(tmp_path, "ray", stub.url)
+        text = recipe.read_text(encoding="utf-8")
+        for limits in stops:
+            recipe.write_text(text, encoding="utf-8")
+            with_budget(recipe, prices_path=prices, **limits)
+            with pytest.raises(BudgetExceeded):
+                run_recipe(load_recipe(recipe), out=out, report=False, engine="ray")
+            assert json.loads((out / "manifest.json").read_text())["status"] == "stopped (budget)"
+            assert max(stub.answered.values()) == 1, "a paid call was sent again"
+            for name, got in folder_content(out).items():  # no refused row lands anywhere
+                assert all(want[name].get(i) == row for i, row in got.items()), name
+            if "max_calls" in limits:
+                assert stub.paid == usage(out)["calls"] == limits["max_calls"]
+            else:
+                assert 0 < stub.paid * 0.01 <= limits["max_cost"]
+                assert usage(out)["cost_usd"] == pytest.approx(stub.paid * 0.01)
+        recipe.write_text(text, encoding="utf-8")
+        run_recipe(load_recipe(recipe), out=out, report=False, engine="ray")
+        assert folder_content(out) == want
+        assert_paid_once(stub, want_calls, out)
+
+
+def test_limiter_budget_waits_for_answers_and_counts_dead_leases(cluster):
+    """A request that fits only once a reservation in flight is billed below it waits; a lease
+    its worker stopped renewing (killed) counts as spent at its reservation: never overspent."""
+    from tunesmith.engines.ray_llm import Limiter
+
+    limiter = Limiter.remote(4, None, None, ttl=1.0, max_calls=3)  # type: ignore[attr-defined]
+    first = ray.get(limiter.acquire.remote(1, 2))  # 2 calls reserved
+    waiting = limiter.acquire.remote(1, 2)  # 2 + 2 > 3, but 0 spent + 2 fits: it waits
+    time.sleep(0.3)
+    ray.get(limiter.release.remote(first, 1))  # billed 1 call of the 2 reserved
+    assert ray.get(waiting) > 0  # 1 spent + 2 reserved = 3
+    time.sleep(1.2)  # its worker died: the lease expires, its 2 calls count as spent
+    assert ray.get(limiter.acquire.remote(1, 1)) == 0
+    assert ray.get(limiter.stats.remote())["spent_calls"] == 3

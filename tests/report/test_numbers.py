@@ -73,3 +73,21 @@ def test_a_comparison_report_shows_the_comparison_table_numbers(tmp_path: Path) 
     for row in rows:
         assert {k: shown[row["method"]][k] for k in NUMBERS} == {k: row[k] for k in NUMBERS}
     assert write_report([tmp_path / "cmp"], tmp_path / "cmp.html", metrics="none").is_file()
+
+
+def test_a_cached_rerun_says_its_answers_came_from_the_cache(tmp_path: Path) -> None:
+    """The same run into a new folder pays nothing; the line says where the answers came from
+    instead of a bare "0 calls" that reads as if nothing happened."""
+    config = LLMConfig(backend="fake", cache_path=str(tmp_path / "cache.sqlite"))
+    lines = []
+    for name in ("first", "again"):
+        run = run_generation(
+            "alpaca", seeds=None, out=tmp_path / name, config=config,
+            params={"num_instructions": 8, **PARAMS["alpaca"]},
+            backend=FakeBackend(responses=responder),
+        )  # fmt: skip
+        lines.append(generation_line(run.path, "alpaca", 8))
+    first, again = (LINE.search(line) for line in lines)
+    assert first and again and int(first[3]) > 0 and int(again[3]) == 0
+    assert "from the request cache" not in lines[0]
+    assert f", {first[3]} more answered from the request cache" in lines[1]

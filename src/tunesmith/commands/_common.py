@@ -169,6 +169,8 @@ def generation_line(run_path: Path, method: str, target: int) -> str:
         f"{method}: kept {row['kept']} instructions from {row['generated']} generated, "
         f"{row['calls']} calls, {per} calls per kept"
     )
+    if row.get("cache_hits"):  # a rerun or a repeated prompt: answered, not paid again
+        line += f", {row['cache_hits']} more answered from the request cache"
     return line + (f" ({row['kept']} for {target} asked: {row['why']})" if row["why"] else "")
 
 

@@ -13,14 +13,17 @@ in the folder are not sent again; LLM answers live in the job's shared request c
 (:mod:`tunesmith.engines.ray_llm`), so a shard re-executed after a worker died replays its
 finished calls from the cache. Workers count their calls under the run's ledger id, so the driver
 counts every paid call from the cache's usage rows, including those of a worker that died.
+``max_calls``/``max_cost`` are admitted per request by the job's limiter actor; a shard whose
+request it refused writes nothing, and the driver stops resumably once the running shards end.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import ray
@@ -29,7 +32,7 @@ from tunesmith.engines import shards
 from tunesmith.engines.ray_connect import connect
 from tunesmith.engines.ray_llm import ActorCache, add_usage, start_services, worker_llm
 from tunesmith.engines.shards import Shard
-from tunesmith.errors import ConfigError
+from tunesmith.errors import BudgetExceeded, ConfigError
 from tunesmith.llm.cache import RequestCache, default_cache_path
 from tunesmith.llm.factory import LLMConfig
 from tunesmith.llm.usage import Budget, Ledger
@@ -42,14 +45,16 @@ _NOT_SHARED = "on a cluster of several machines the run folder must be on storag
 
 def _run_shards(
     stage: Stage, llm: Any, run_id: str, batch: dict[str, np.ndarray]
-) -> dict[str, list[int]]:
+) -> dict[str, list[Any]]:
     """Run ``stage`` on each input shard of ``batch`` and write its output shard.
 
     A shard's usage is counted in a ledger of the run's own id, so each call it pays is stored
     with a usage row of this run (one SQLite transaction with the answer): the driver counts it
-    from the cache even when this worker dies before its shard is merged.
+    from the cache even when this worker dies before its shard is merged. A shard whose request
+    the job's budget refused writes no output shard, as a local batch writes no rows then: its
+    ``stopped`` entry is its usage (JSON), empty for a finished shard.
     """
-    done = []
+    done, stopped = [], []
     for index, source, target in zip(batch["index"], batch["source"], batch["target"], strict=True):
         if not Path(source).exists():
             node = ray.util.get_node_ip_address()
@@ -58,11 +63,16 @@ def _run_shards(
         ledger = Ledger(run_id=run_id)
         if llm is not None:
             llm.ledger = ledger
-        result = stage.run(records, llm)
+        done.append(int(index))
+        try:
+            result = stage.run(records, llm)
+        except BudgetExceeded:  # its answers are in the cache; the rerun redoes the shard
+            stopped.append(json.dumps(ledger.to_dict()))
+            continue
         usage = ledger.to_dict()
         shards.write_result(Path(target), result, inputs=shards.inputs_key(records), usage=usage)
-        done.append(int(index))
-    return {"index": done}
+        stopped.append("")
+    return {"index": done, "stopped": stopped}
 
 
 class _ShardWorker:
@@ -78,14 +88,14 @@ class _ShardWorker:
         self.llm = worker_llm(*llm) if llm is not None else None
         self.run_id = run_id
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         return _run_shards(self.stage, self.llm, self.run_id, batch)
 
 
 def _pure_shards(
     spec: tuple[str, dict[str, Any]], run_id: str
-) -> Callable[[dict[str, np.ndarray]], dict[str, list[int]]]:
-    def run(batch: dict[str, np.ndarray]) -> dict[str, list[int]]:
+) -> Callable[[dict[str, np.ndarray]], dict[str, list[Any]]]:
+    def run(batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         from tunesmith import registry
 
         stage = registry.stages.get(spec[0])(**spec[1])
@@ -153,6 +163,10 @@ class RayRunner:
         cache = self._ledger_cache(stage)
         if cache is not None:  # calls paid after the last save (a killed driver, or worker)
             ledger.catch_up(cache)
+        if stage.uses_llm:  # the budget counts what the run paid before (resumes included)
+            limiter, _ = self.services()
+            total = ledger.total()
+            ray.get(limiter.set_spent.remote(total.calls, total.cost_usd))
         plan = shards.plan_shards(records, batch_size, done_ids, staging)
         ready = {s.index: found for s in plan if (found := shards.finished(s)) is not None}
         todo = [s for s in plan if s.index not in ready]
@@ -164,15 +178,16 @@ class RayRunner:
             if shard.index in ready:
                 result, usage = ready[shard.index]
             else:
-                index = next(results)
+                index, stopped = next(results)
                 if index != shard.index:  # preserve_order is what keeps the folder's order
                     raise RuntimeError(f"shard {index} came back before shard {shard.index}")
+                if stopped is not None:
+                    self._stop(ledger, cache, [stopped, *(u for _, u in results if u)])
                 result, usage = shards.read_result(shard.target)
             add_usage(ledger, usage, paid=cache is None)
             on_batch(result)
             if cache is not None:
                 ledger.catch_up(cache)
-            self._check_budget(ledger)
         shutil.rmtree(staging, ignore_errors=True)
 
     def _ledger_cache(self, stage: Stage) -> RequestCache | None:
@@ -186,8 +201,9 @@ class RayRunner:
 
     def _map(
         self, spec: tuple[str, dict[str, Any]], stage: Stage, todo: list[Shard], run_id: str
-    ) -> Iterator[int]:
-        """The index of each shard of ``todo`` as a worker finishes it, in ``todo``'s order."""
+    ) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """The index of each shard of ``todo`` as a worker finishes it, in ``todo``'s order,
+        with the shard's usage when the job's budget stopped it (None: it finished)."""
         if not todo:
             return
         ctx = ray.data.DataContext.get_current()
@@ -207,22 +223,28 @@ class RayRunner:
             mapped = data.map_batches(_pure_shards(spec, run_id), **kwargs)
         try:
             for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-                yield from (int(i) for i in out["index"])
+                for i, stopped in zip(out["index"], out["stopped"], strict=True):
+                    yield int(i), json.loads(stopped) if stopped else None
         except ray.exceptions.RayTaskError as exc:
             line = _not_shared(exc)
             if line is not None:  # a node that cannot see the run folder
                 raise ConfigError(line) from None
             raise
 
-    def _check_budget(self, ledger: Ledger) -> None:
-        """Stop (resumably) once the job's ``max_calls``/``max_cost`` is reached; batches still
-        in flight may overshoot it, unlike the local engine, which checks before sending."""
+    def _stop(
+        self, ledger: Ledger, cache: RequestCache | None, stopped: list[dict[str, Any]]
+    ) -> NoReturn:
+        """The job's budget refused a request: every shard still running has now finished or
+        stopped (``stopped`` holds the usage of those that stopped; the caller drained them
+        rather than cancel workers whose answers may be on their way), so every paid call is
+        stored and counted. Stop resumably; finished shards not merged yet stay in ``staging``
+        for the rerun, which merges them from disk."""
+        for usage in stopped:
+            add_usage(ledger, usage, paid=cache is None)
+        if cache is not None:
+            ledger.catch_up(cache)
         config = self.llm_config or LLMConfig()
-        total = ledger.total()
-        over_calls = config.max_calls is not None and total.calls >= config.max_calls
-        over_cost = config.max_cost is not None and total.cost_usd >= config.max_cost
-        if over_calls or over_cost:
-            raise Budget(max_cost=config.max_cost, max_calls=config.max_calls).exceeded(ledger)
+        raise Budget(max_cost=config.max_cost, max_calls=config.max_calls).exceeded(ledger)
 
     def run_whole(self, stage: Stage, records: Sequence[Record]) -> StageResult | None:
         """A whole-set stage on the cluster when there is a sharded form of it (the exact

@@ -3,9 +3,11 @@
 Every worker builds its own :class:`~tunesmith.llm.client.LLM`, but the things that must be
 global are Ray actors pinned to the driver's node:
 
-- :class:`Limiter` holds THE concurrency cap and THE RPM/TPM token buckets of the job. Each
-  request acquires a slot before it is sent and releases it when it is answered, so ``K`` workers
-  never have more than ``concurrency`` requests in flight together (not ``K * concurrency``).
+- :class:`Limiter` holds THE concurrency cap, THE RPM/TPM token buckets and THE budget
+  (``max_calls``/``max_cost``) of the job. Each request acquires a lease before it is sent and
+  releases it, with what it was billed, when it is answered, so ``K`` workers never have more
+  than ``concurrency`` requests in flight together (not ``K * concurrency``), and the budget is
+  admitted per request over the whole job, counting requests in flight, as in one process.
 - :class:`CacheStore` owns the SQLite request cache (:class:`~tunesmith.llm.cache.RequestCache`)
   on the driver's machine. Workers read and write it through the actor. Why an actor rather than
   a shared SQLite file or per-worker shards: workers on other machines see no shared disk, SQLite
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import math
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,55 +43,134 @@ from tunesmith.llm.cache import RequestCache
 from tunesmith.llm.client import LLM
 from tunesmith.llm.factory import LLMConfig, make_backend
 from tunesmith.llm.ratelimit import TokenBucket
-from tunesmith.llm.usage import Ledger, PriceTable
+from tunesmith.llm.usage import Budget, Ledger, Price, PriceTable
 
 #: backend options the limiter takes over (the per-worker backend must not apply them again)
 GLOBAL_OPTIONS = ("concurrency", "rpm", "tpm")
 
 
+@dataclasses.dataclass
+class _Lease:
+    """One request's hold on the limiter: its budget reservation and, once sent, a slot."""
+
+    expires: float
+    calls: int
+    cost: float
+    slot: bool = False
+
+
 @ray.remote(max_concurrency=1024)  # type: ignore[call-overload]
 class Limiter:
-    """The job's concurrency cap and RPM/TPM buckets (an async actor: waiting costs nothing).
+    """The job's concurrency cap, RPM/TPM buckets and budget (an async actor: waiting costs
+    nothing, and its coroutines never interleave between two ``await``).
 
-    A slot is a lease that its worker renews every few seconds: the slots of a worker that was
-    killed mid-request expire after ``ttl`` seconds instead of being lost for good.
+    Every paid request of the job asks here first, so the budget is admitted per request as the
+    single-process :class:`~tunesmith.llm.usage.Budget` does: a request is let through only while
+    the calls (and cost) already spent, plus the reservations of requests in flight, plus its own
+    ``n`` calls (and worst-case cost) stay within ``max_calls`` (``max_cost``). Cache hits never
+    ask. A lease is renewed by its worker every few seconds: the slot and reservation of a worker
+    killed mid-request expire after ``ttl`` seconds, and its reservation then counts as spent
+    (the request may have been answered), so a dead worker can make the job stop early, never
+    overspend; a rerun counts what was really paid, from the ledger.
     """
 
-    def __init__(self, concurrency: int, rpm: float | None, tpm: float | None, ttl: float = 15.0):
+    def __init__(
+        self,
+        concurrency: int,
+        rpm: float | None,
+        tpm: float | None,
+        ttl: float = 15.0,
+        max_calls: int | None = None,
+        max_cost: float | None = None,
+    ):
         self.cap = max(1, concurrency)
         self.rpm = TokenBucket(rpm) if rpm else None
         self.tpm = TokenBucket(tpm) if tpm else None
         self.ttl = ttl
-        self.leases: dict[int, float] = {}
+        self.max_calls, self.max_cost = max_calls, max_cost
+        self.spent_calls, self.spent_cost = 0, 0.0
+        self.leases: dict[int, _Lease] = {}
         self.next_id = 0
         self.peak = 0
 
-    async def acquire(self, tokens: int) -> int:
+    async def acquire(self, tokens: int, calls: int = 1, cost: float = 0.0) -> int:
+        """A lease for one request of ``calls`` samples and worst-case ``cost``: its budget
+        reserved, its rate tokens taken and a slot held; 0 when the budget refuses it."""
+        self.next_id += 1
+        lease = self.next_id
+        if not await self._reserve(lease, calls, cost):
+            return 0
         if self.rpm is not None:
             await self.rpm.acquire(1)
         if self.tpm is not None:
             await self.tpm.acquire(tokens)
         while True:
-            now = time.monotonic()
-            self.leases = {k: t for k, t in self.leases.items() if t > now}  # the dead's slots
-            if len(self.leases) < self.cap:
+            self._expire()
+            if self._in_flight() < self.cap:
                 break
             await asyncio.sleep(0.005)
-        self.next_id += 1
-        self.leases[self.next_id] = time.monotonic() + self.ttl
-        self.peak = max(self.peak, len(self.leases))
-        return self.next_id
+        held = self.leases[lease]  # never expires while here (``expires`` is infinite)
+        held.slot, held.expires = True, time.monotonic() + self.ttl
+        self.peak = max(self.peak, self._in_flight())
+        return lease
+
+    def _in_flight(self) -> int:
+        return sum(h.slot for h in self.leases.values())
+
+    async def _reserve(self, lease: int, calls: int, cost: float) -> bool:
+        """Wait while only reservations in flight stand in the way; False: it cannot fit."""
+        while True:
+            self._expire()
+            verdict = self._verdict(calls, cost)
+            if verdict == "send":
+                self.leases[lease] = _Lease(math.inf, calls, cost)
+                return True
+            if verdict == "stop":
+                return False
+            await asyncio.sleep(0.005)
+
+    def _verdict(self, calls: int, cost: float) -> str:
+        """:meth:`Budget.admit`'s rule, over the whole job."""
+        held_calls = sum(h.calls for h in self.leases.values())
+        held_cost = sum(h.cost for h in self.leases.values())
+        over_calls = self.max_calls is not None and (
+            self.spent_calls + held_calls + calls > self.max_calls
+        )
+        if over_calls:
+            fits = self.spent_calls + calls <= self.max_calls  # type: ignore[operator]
+            return "wait" if self.leases and fits else "stop"
+        if self.max_cost is not None and self.spent_cost + held_cost + cost > self.max_cost:
+            fits = self.spent_cost + cost <= self.max_cost
+            return "wait" if self.leases and fits else "stop"
+        return "send"
+
+    def _expire(self) -> None:
+        """Drop the leases of dead workers, counting their reservations as spent."""
+        now = time.monotonic()
+        for key in [k for k, h in self.leases.items() if h.expires <= now]:
+            held = self.leases.pop(key)
+            self.spent_calls += held.calls
+            self.spent_cost += held.cost
 
     async def renew(self, leases: list[int]) -> None:
         for lease in leases:
-            if lease in self.leases:
-                self.leases[lease] = time.monotonic() + self.ttl
+            if lease in self.leases and self.leases[lease].slot:
+                self.leases[lease].expires = time.monotonic() + self.ttl
 
-    async def release(self, lease: int) -> None:
-        self.leases.pop(lease, None)
+    async def release(self, lease: int, calls: int = 0, cost: float = 0.0) -> None:
+        """Free ``lease``, counting the ``calls`` and ``cost`` its request was billed (an
+        expired lease was counted at its reservation already)."""
+        if self.leases.pop(lease, None) is not None:
+            self.spent_calls += calls
+            self.spent_cost += cost
 
-    async def stats(self) -> dict[str, int]:
-        return {"in_flight": len(self.leases), "peak": self.peak}
+    async def set_spent(self, calls: int, cost: float) -> None:
+        """What the run already paid (its ledger, caught up from the cache), e.g. on resume."""
+        self.spent_calls, self.spent_cost = calls, cost
+
+    async def stats(self) -> dict[str, Any]:
+        return {"in_flight": self._in_flight(), "peak": self.peak, "spent_calls": self.spent_calls,
+                "spent_cost": self.spent_cost}  # fmt: skip
 
 
 @ray.remote
@@ -136,14 +219,20 @@ class ActorCache:
 
 
 class LimitedBackend(Backend):
-    """Sends each request only while holding a slot of the job-wide :class:`Limiter`."""
+    """Sends each request only while holding a lease of the job-wide :class:`Limiter`.
 
-    def __init__(self, inner: Backend, limiter: Any, threads: int) -> None:
+    A request the limiter refuses (the job's budget is spent) is not sent and not reported to
+    ``on_done``, and no later request of the batch is started: the client then raises
+    BudgetExceeded, as it does when its own budget refuses a request in one process.
+    """
+
+    def __init__(self, inner: Backend, limiter: Any, threads: int, price: Price | None = None):
         super().__init__(inner.model)
         self.inner = inner
         self.name = inner.name  # type: ignore[misc]  # cache keys name the real backend
         self.is_local = inner.is_local  # type: ignore[misc]
         self.limiter = limiter
+        self.price = price or Price()  # what the client will bill each answer at
         self.pool = concurrent.futures.ThreadPoolExecutor(max(1, threads))
         self._lock = threading.Lock()
         self._started = threading.Event()
@@ -161,26 +250,45 @@ class LimitedBackend(Backend):
         self.inner.setup()
 
     def complete(self, requests: Sequence[Request], on_done: OnDone) -> None:
-        def one(i: int, request: Request) -> tuple[int, list[Completion]]:
+        refused = threading.Event()
+
+        def one(i: int, request: Request) -> tuple[int, list[Completion] | None]:
+            if refused.is_set():  # the budget is spent: start nothing more
+                return i, None
             tokens = request.prompt_chars() // 4 + request.params.max_tokens
-            lease = ray.get(self.limiter.acquire.remote(tokens))
+            worst = Budget.worst_case(request, self.price)
+            lease = ray.get(self.limiter.acquire.remote(tokens, request.n, worst))
+            if not lease:
+                refused.set()
+                return i, None
             self.held.add(lease)
             got: list[Completion] = []
             try:
-                if self._started.is_set():
-                    self.inner.complete([request], lambda _, comps: got.extend(comps))
-                else:  # the first call opens the backend's event loop: one thread at a time
-                    with self._lock:
-                        self.inner.complete([request], lambda _, comps: got.extend(comps))
-                        self._started.set()
+                self._send(request, got)
             finally:
                 self.held.discard(lease)
-                ray.get(self.limiter.release.remote(lease))
+                ray.get(self.limiter.release.remote(lease, *self._billed(got, request.n)))
             return i, got
 
         futures = [self.pool.submit(one, i, r) for i, r in enumerate(requests)]
         for future in concurrent.futures.as_completed(futures):
-            on_done(*future.result())  # on the caller's thread, as the contract asks
+            i, got = future.result()
+            if got is not None:
+                on_done(i, got)  # on the caller's thread, as the contract asks
+
+    def _send(self, request: Request, got: list[Completion]) -> None:
+        if self._started.is_set():
+            self.inner.complete([request], lambda _, comps: got.extend(comps))
+        else:  # the first call opens the backend's event loop: one thread at a time
+            with self._lock:
+                self.inner.complete([request], lambda _, comps: got.extend(comps))
+                self._started.set()
+
+    def _billed(self, got: list[Completion], n: int) -> tuple[int, float]:
+        """The calls and cost the client's ledger will count for these answers (a refusal is
+        one call for all its samples)."""
+        paid = got[:1] if got and got[0].error is not None else got[:n]
+        return len(paid), sum(self.price.cost(c.prompt_tokens, c.completion_tokens) for c in paid)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False)
@@ -188,7 +296,11 @@ class LimitedBackend(Backend):
 
 
 def worker_llm(config: LLMConfig, limiter: Any, store: Any | None) -> LLM:
-    """A worker's client: the configured backend behind the global limiter and shared cache."""
+    """A worker's client: the configured backend behind the global limiter and shared cache.
+
+    Its own :class:`~tunesmith.llm.usage.Budget` is unlimited: the job's budget is admitted by
+    the limiter, which sees every worker's requests.
+    """
     concurrency = int(config.options.get("concurrency") or 1)
     options = {k: v for k, v in config.options.items() if k not in GLOBAL_OPTIONS}
     if config.backend == "openai":
@@ -196,7 +308,7 @@ def worker_llm(config: LLMConfig, limiter: Any, store: Any | None) -> LLM:
     inner = make_backend(config.backend, config.resolved_model(), options)
     prices = PriceTable.from_file(config.prices_path) if config.prices_path else PriceTable()
     llm = LLM(
-        LimitedBackend(inner, limiter, concurrency),
+        LimitedBackend(inner, limiter, concurrency, prices.get(inner.model)),
         cache=ActorCache(store) if store is not None else None,  # type: ignore[arg-type]
         ledger=Ledger(),
         prices=prices,
@@ -214,8 +326,9 @@ def start_services(config: LLMConfig, cache_path: str | None) -> tuple[Any, Any 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     opts = config.options
     limiter = Limiter.options(scheduling_strategy=here, num_cpus=0).remote(  # type: ignore[attr-defined]
-        int(opts.get("concurrency") or 1), opts.get("rpm"), opts.get("tpm")
-    )
+        int(opts.get("concurrency") or 1), opts.get("rpm"), opts.get("tpm"),
+        max_calls=config.max_calls, max_cost=config.max_cost,
+    )  # fmt: skip
     store = None
     if config.use_cache and cache_path:
         store = CacheStore.options(scheduling_strategy=here, num_cpus=0).remote(cache_path)  # type: ignore[attr-defined]

@@ -218,6 +218,7 @@ def cost_numbers(generated: int, kept: int, totals: Mapping[str, Any]) -> dict[s
         "kept": kept,
         "keep_rate": kept / generated if generated else 0.0,
         "calls": totals["calls"],
+        "cache_hits": totals.get("cache_hits", 0),
         "tokens": tokens,
         "cost_usd": totals["cost_usd"],
         "calls_per_kept": per_kept(totals["calls"]),
