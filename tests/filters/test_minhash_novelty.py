@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rouge_score import rouge_scorer
 
@@ -18,7 +19,7 @@ from tunesmith.filters.minhash_novelty import (
 )
 from tunesmith.filters.novelty import NoveltyFilter, dedup_records
 from tunesmith.filters.novelty_stage import NoveltyStage
-from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
+from tunesmith.filters.rouge import rouge_f_from_lcs, rouge_f_vector, rouge_l_f, rouge_tokenize
 from tunesmith.records import Record
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
@@ -269,3 +270,29 @@ def test_repeated_tokens_count_as_occurrences_not_a_set() -> None:
     approx = minhash_decisions(texts, threshold=0.85)
     assert sum(not d.kept for d in exact) == 30
     assert [d.kept for d in approx] == [d.kept for d in exact]
+
+
+def test_pairwise_rouge_f_vector_rounds_as_rouge_score() -> None:
+    """The verification scores a chunk's pairs in one call, one target length per pair; every
+    float equals the scalar formula (rouge-score's operations), zero lengths included."""
+    lcs = np.array([a for a in range(8) for _ in range(1, 9) for _ in range(9)], dtype=np.int32)
+    target = np.array([m for _ in range(8) for m in range(1, 9) for _ in range(9)])
+    pred = np.array([n for _ in range(8) for _ in range(1, 9) for n in range(9)])
+    got = rouge_f_vector(lcs, target, pred).tolist()
+    want = [
+        rouge_f_from_lcs(int(a), int(m), int(n)) for a, m, n in zip(lcs, target, pred, strict=True)
+    ]
+    assert got == want and any(0.0 < f < 1.0 for f in got)
+
+
+def test_first_max_is_the_first_item_in_pool_order_and_none_at_zero() -> None:
+    """Per row: the highest score, the first item reaching it (ties: pool order), -1 (no
+    nearest) when every proposal scores 0, as the one-by-one scan of earlier versions did."""
+    from tunesmith.filters.minhash_novelty import _first_max
+
+    rows = np.array([0, 0, 0, 2, 2, 3])
+    items = np.array([4, 7, 9, 1, 5, 8])
+    scores = np.array([0.5, 0.8, 0.8, 0.0, 0.0, 0.3])
+    best, nearest = _first_max(5, rows, items, scores)
+    assert best == [0.8, 0.0, 0.0, 0.3, 0.0]
+    assert nearest == [7, -1, -1, 8, -1]

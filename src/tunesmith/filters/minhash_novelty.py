@@ -42,15 +42,17 @@ first missed rejection, and is measured after it (``benchmarks/novelty_approx.py
 ``bands * rows`` multiply-shift hashes, a segmented minimum); the pool's band keys live in
 :class:`~tunesmith.filters.lsh_runs.BandRuns`, queried for the whole batch at once, and pairs
 inside the batch come from sorting its own keys. Proposals whose length bound
-``2 * min(m, n) / (m + n)`` cannot exceed t are dropped before verification. Memory: 8 bytes per
-band per kept row (424 at t = 0.7) plus its token string; nothing is N x N.
+``2 * min(m, n) / (m + n)`` cannot exceed t are dropped before verification. A chunk's proposals
+are scored before its in-order decisions (one cached-pattern LCS call per row, the float formula
+vectorised per chunk); those from earlier rows of the chunk count only for rows kept. Memory: 8
+bytes per band per kept row (424 at t = 0.7) plus its token string; nothing is N x N.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from itertools import chain
+from itertools import chain, pairwise
 from operator import itemgetter
 
 import numpy as np
@@ -61,7 +63,7 @@ from rapidfuzz.distance import LCSseq
 from tunesmith.errors import ConfigError
 from tunesmith.filters.lsh_runs import BandRuns, batch_pairs
 from tunesmith.filters.novelty import NoveltyDecision, PoolTexts
-from tunesmith.filters.rouge import rouge_f_from_lcs, rouge_f_vector, rouge_tokenize
+from tunesmith.filters.rouge import rouge_f_vector, rouge_tokenize
 from tunesmith.filters.rouge_index import _MAX_VOCAB, MARGIN, IntList, _code_point, _feature_keys
 
 __all__ = ["MinHashNoveltyFilter", "compare_decisions", "lsh_params", "minhash_decisions"]
@@ -69,7 +71,7 @@ __all__ = ["MinHashNoveltyFilter", "compare_decisions", "lsh_params", "minhash_d
 # rows hashed and queried together: memory ~ rows x tokens x hashes x 8 bytes, and the pairs
 # inside a chunk of near-identical rows grow as rows**2 * bands
 _CHUNK = 1024
-_FEW = 12  # fewer proposals than this: verify one by one (a batched call costs ~10 us to set up)
+_FEW = 12  # fewer proposals than this: scored one by one (a batched call costs ~3 us to set up)
 _LOCAL = 1 << 31  # proposals >= this are rows of the current chunk, not yet pool items
 _EMPTY = np.uint64(1 << 63)  # keys of rows without tokens: unique, never in the pool
 _U32 = np.uint64(32)
@@ -101,6 +103,23 @@ def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
+
+
+def _first_max(
+    n_rows: int, rows: NDArray[np.int64], items: NDArray[np.int64], scores: NDArray[np.float64]
+) -> tuple[list[float], list[int]]:
+    """Per row, the maximum score (0.0 if none) and the first item reaching it (-1 if 0).
+
+    ``rows`` ascending, ``items`` ascending within a row: the first maximum in pool order, as
+    a scan keeping a strictly greater score would find.
+    """
+    best = np.zeros(n_rows, dtype=np.float64)
+    np.maximum.at(best, rows, scores)
+    hit = np.flatnonzero((scores == best[rows]) & (scores > 0))
+    top_rows, first = np.unique(rows[hit], return_index=True)
+    nearest = np.full(n_rows, -1, dtype=np.int64)
+    nearest[top_rows] = items[hit[first]]
+    return best.tolist(), nearest.tolist()
 
 
 class MinHashNoveltyFilter(PoolTexts):
@@ -179,32 +198,50 @@ class MinHashNoveltyFilter(PoolTexts):
 
     def _check_chunk(self, texts: Sequence[str], commit: bool) -> list[NoveltyDecision]:
         ids = [self._token_ids(rouge_tokenize(text)) for text in texts]
+        chars = self._chars
+        seqs = ["".join([chars[t] for t in token_ids]) for token_ids in ids]
         lens = np.array([len(row) for row in ids], dtype=np.int64)
         keys = self._band_keys(ids)
-        bounds, proposals = self._proposals(keys, lens)
+        rows, items = self._proposals(keys, lens)
+        # every proposal scored in one call per kind, before the in-order decisions: the
+        # pool's part decides nothing yet, the chunk's part counts only for rows kept below
+        local = items >= _LOCAL
+        pool_pairs, earlier = (rows[~local], items[~local]), items[local] - _LOCAL
+        pool_scores = self._scores(seqs, lens, pool_pairs, self._seqs, self._lens.view())
+        chunk_scores = self._scores(seqs, lens, (rows[local], earlier), seqs, lens)
+        best, nearest = _first_max(len(texts), rows[~local], items[~local], pool_scores)
+        later: dict[int, list[tuple[int, float]]] = {}
+        for row, other, score in zip(
+            rows[local].tolist(), earlier.tolist(), chunk_scores.tolist(), strict=True
+        ):
+            later.setdefault(row, []).append((other, score))
         item_of_row = [-1] * len(texts)  # pool index of each row kept so far in this chunk
         kept_rows: list[int] = []
         decisions = []
         for i, (text, token_ids) in enumerate(zip(texts, ids, strict=True)):
-            seq = "".join([self._chars[t] for t in token_ids])
-            best, nearest = self._verify(seq, proposals[bounds[i] : bounds[i + 1]], item_of_row)
-            decision = NoveltyDecision(kept=best <= self.threshold, max_score=best, nearest=nearest)
+            top, near = best[i], nearest[i]
+            for other, score in later.get(i, ()):  # after the pool items: wins only if higher
+                if score > top and item_of_row[other] >= 0:
+                    top, near = score, item_of_row[other]
+            decision = NoveltyDecision(
+                kept=top <= self.threshold, max_score=top, nearest=None if near < 0 else near
+            )
             decisions.append(decision)
             if commit and decision.kept:
                 item_of_row[i] = len(self._seqs)
                 if token_ids:  # a text without tokens scores 0 against everything: no keys
                     kept_rows.append(i)
-                self._seqs.append(seq)
+                self._seqs.append(seqs[i])
                 self._lens.append(len(token_ids))
                 self._texts.append(text)
-        items = np.array([item_of_row[i] for i in kept_rows], dtype=np.int32)
-        self._runs.add(keys[kept_rows], items)
+        items_kept = np.array([item_of_row[i] for i in kept_rows], dtype=np.int32)
+        self._runs.add(keys[kept_rows], items_kept)
         return decisions
 
     def _proposals(
         self, keys: NDArray[np.uint64], lens: NDArray[np.int64]
-    ) -> tuple[list[int], list[int]]:
-        """Per chunk row, the proposed pool items (sorted, pool order) that could exceed t.
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Pairs ``(chunk row, proposed item)``, sorted by row then item, that could exceed t.
 
         Items of the pool before the chunk are their pool index; earlier rows of the chunk are
         ``_LOCAL + row`` (they come after the pool, in row order). Pairs whose length bound
@@ -221,33 +258,38 @@ class MinHashNoveltyFilter(PoolTexts):
         pairs = np.sort((rows[possible] << 32) | items[possible])
         if pairs.size:  # drop repeats (a pair proposed by several bands)
             pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]
-        bounds = np.searchsorted(pairs >> 32, np.arange(keys.shape[0] + 1)).tolist()
-        return bounds, (pairs & 0xFFFFFFFF).tolist()
+        return pairs >> 32, pairs & 0xFFFFFFFF
 
-    def _verify(
-        self, seq: str, proposals: list[int], item_of_row: list[int]
-    ) -> tuple[float, int | None]:
-        """Exact rouge-score F against the proposed items: the max and the first item reaching it."""
-        items = [j if j < _LOCAL else item_of_row[j - _LOCAL] for j in proposals]
-        items = [j for j in items if j >= 0]  # an earlier row of this chunk: only if kept
-        if not items:
-            return 0.0, None
-        if len(items) < _FEW:
-            best, nearest = 0.0, None
-            m, seqs, similarity = len(seq), self._seqs, LCSseq.similarity
-            for j in items:
-                other = seqs[j]
-                score = rouge_f_from_lcs(similarity(seq, other), m, len(other))
-                if score > best:
-                    best, nearest = score, j
-            return best, nearest
-        # many proposals: one bit-parallel call, rouge-score's float formula vectorised
-        index = np.array(items, dtype=np.intp)
-        choices = itemgetter(*items)(self._seqs)  # a tuple, built in C
-        lcs = process.cdist([seq], choices, scorer=LCSseq.similarity, dtype=np.int32, workers=1)
-        scores = rouge_f_vector(lcs[0], len(seq), self._lens.data[index])
-        top = int(np.argmax(scores))  # the first maximum: items are in pool order
-        return (float(scores[top]), items[top]) if scores[top] > 0 else (0.0, None)
+    def _scores(
+        self,
+        seqs: list[str],
+        lens: NDArray[np.int64],
+        pairs: tuple[NDArray[np.int64], NDArray[np.int64]],
+        other_seqs: list[str],
+        other_lens: NDArray[np.integer],
+    ) -> NDArray[np.float64]:
+        """Exact rouge-score F of each pair ``(seqs[row], other_seqs[other])`` (sorted by row).
+
+        One bit-parallel LCS call per row (rapidfuzz caches the row's pattern across its
+        proposals; a pairwise call would rebuild it per pair, measured 2x slower per pair), and
+        rouge-score's float formula vectorised once for the chunk instead of once per row.
+        """
+        rows, others = pairs
+        if not rows.size:
+            return np.empty(0, dtype=np.float64)
+        lcs = np.empty(rows.size, dtype=np.int32)
+        cuts = [0, *(np.flatnonzero(rows[1:] != rows[:-1]) + 1).tolist(), rows.size]
+        similarity = LCSseq.similarity
+        for lo, hi in pairwise(cuts):  # a row's items as a list only while it is scored (memory)
+            seq, items = seqs[int(rows[lo])], others[lo:hi].tolist()
+            if hi - lo < _FEW:  # a batched call costs ~3 us to set up
+                lcs[lo:hi] = [similarity(seq, other_seqs[j]) for j in items]
+            else:
+                choices = itemgetter(*items)(other_seqs)  # a tuple, built in C
+                lcs[lo:hi] = process.cdist(
+                    [seq], choices, scorer=LCSseq.similarity, dtype=np.int32, workers=1
+                )[0]
+        return rouge_f_vector(lcs, lens[rows], other_lens[others])
 
     def _minima(
         self, features: NDArray[np.uint64], starts: NDArray[np.int64]

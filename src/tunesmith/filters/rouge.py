@@ -45,17 +45,23 @@ def rouge_f_from_lcs(lcs: int, target_len: int, prediction_len: int) -> float:
 
 
 def rouge_f_vector(
-    lcs: NDArray[np.integer], target_len: int, prediction_lens: NDArray[np.integer]
+    lcs: NDArray[np.integer],
+    target_len: int | NDArray[np.integer],
+    prediction_lens: NDArray[np.integer],
 ) -> NDArray[np.float64]:
-    """:func:`rouge_f_from_lcs` for many predictions at once (numpy float64 ops round the same)."""
+    """:func:`rouge_f_from_lcs` for many pairs at once (numpy float64 ops round the same).
+
+    ``target_len`` is one length for all pairs or one per pair.
+    """
     lcs_f = lcs.astype(np.float64)
     n = prediction_lens.astype(np.float64)
+    target = np.asarray(target_len, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = lcs_f / n
-        recall = lcs_f / float(target_len)
+        recall = lcs_f / target
         denom = precision + recall
         f = 2 * precision * recall / denom
-    ok = (n > 0) & (target_len > 0) & (denom > 0)
+    ok = (n > 0) & (target > 0) & (denom > 0)
     return np.where(ok, f, 0.0)
 
 
