@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tunesmith.errors import ConfigError
+
 TEXT_FIELDS = ("instruction", "input", "output")
+#: What :func:`field_text` reads: a text field, ``prompt`` (instruction + input), ``text`` (all).
+READABLE_FIELDS = (*TEXT_FIELDS, "prompt", "text")
 
 #: The text fields a known score is computed from; any other score is taken to read all three.
 _SCORE_FIELDS: dict[str, frozenset[str]] = {
@@ -103,6 +107,24 @@ class Record:
         messages.append({"role": "user", "content": self.prompt_text()})
         messages.append({"role": "assistant", "content": self.output})
         return {"id": self.id, "messages": messages}
+
+
+def check_field(field: str, choices: Sequence[str]) -> None:
+    """Refuse a text field a stage does not read (one line naming the choices)."""
+    if field not in choices:
+        raise ConfigError(f"unknown field '{field}' (choose from {', '.join(choices)})")
+
+
+def field_text(record: Record, field: str) -> str:
+    """The text a stage looks at: a field, ``prompt`` (instruction+input) or ``text`` (all)."""
+    check_field(field, READABLE_FIELDS)
+    if field == "prompt":
+        return record.prompt_text()
+    if field == "text":
+        return (
+            f"{record.prompt_text()}\n\n{record.output}" if record.output else record.prompt_text()
+        )
+    return str(getattr(record, field))
 
 
 def stable_id(*parts: object) -> str:

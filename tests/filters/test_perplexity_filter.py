@@ -6,8 +6,8 @@ import pytest
 
 from tests.llm.logprob_helpers import FakeLogProb, direct_ppl, scorer
 from tunesmith.errors import ConfigError
-from tunesmith.filters.perplexity_filter import PerplexityFilter, field_text
-from tunesmith.records import Record
+from tunesmith.filters.perplexity_filter import PerplexityFilter
+from tunesmith.records import Record, field_text
 
 
 class LengthPPL(FakeLogProb):

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from tunesmith.errors import ConfigError
 from tunesmith.llm.client import LLM
-from tunesmith.records import Record
+from tunesmith.records import Record, check_field
 from tunesmith.stages import Rejected, Stage, StageResult
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -77,8 +77,7 @@ class Decontaminator(Stage):
         rouge_threshold: float | None = None,
     ) -> None:
         for f in (eval_field, field):
-            if f not in FIELDS:
-                raise ConfigError(f"unknown field '{f}' (choose from {', '.join(FIELDS)})")
+            check_field(f, FIELDS)
         if n < 1:
             raise ConfigError(f"n-gram size must be >= 1, got {n}")
         if rouge_threshold is not None and not 0.0 <= rouge_threshold <= 1.0:

@@ -28,7 +28,7 @@ import numpy as np
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.filters.rouge import rouge_l_f, rouge_tokenize
 from tunesmith.filters.rouge_index import RougeIndex
-from tunesmith.records import Record
+from tunesmith.records import Record, check_field, field_text
 from tunesmith.stages import Rejected, StageResult
 
 __all__ = [
@@ -183,19 +183,11 @@ def check_mode(mode: str, top_k: int = 0, threshold: float = 0.7) -> None:
         raise ConfigError(f"minhash mode needs a threshold in (0, 1), got {threshold}")
 
 
-def field_text(record: Record, field: str) -> str:
-    """The text a filter reads: ``instruction``, ``input``, ``output`` or ``prompt``."""
-    if field == "prompt":
-        return record.prompt_text()
-    if field not in FIELDS:
-        raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
-    return str(getattr(record, field))
-
-
 def screen_records(
     flt: Decider, names: list[str], records: Sequence[Record], field: str
 ) -> StageResult:
     """Decide records in order; ``names`` (pool order) gets the id of every kept record."""
+    check_field(field, FIELDS)  # the filter reads one field, not ``text`` (all of a record)
     result = StageResult()
     decisions = flt.check([field_text(r, field) for r in records])
     for record, d in zip(records, decisions, strict=True):
@@ -238,8 +230,7 @@ def dedup_records(
         Kept records (with ``scores["rouge_l_max"]``) and rejections (score = max F, reason
         naming the kept row id or pool seed collided with).
     """
-    if field not in FIELDS:
-        raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
+    check_field(field, FIELDS)
     pool_texts = list(pool)
     flt = make_filter(threshold, pool=pool_texts, top_k=top_k, mode=mode)
     names = [f"pool[{i}]" for i in range(len(pool_texts))]
@@ -249,8 +240,7 @@ def dedup_records(
 
 def _check_settings(field: str, threshold: float, top_k: int, mode: str) -> None:
     """Refuse bad dedup settings before any data is read."""
-    if field not in FIELDS:
-        raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
+    check_field(field, FIELDS)
     NoveltyFilter(threshold, top_k=top_k)  # its constructor validates threshold and top_k
     check_mode(mode, top_k, threshold)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tunesmith.errors import ConfigError
 from tunesmith.filters.novelty import FIELDS, Decider, check_mode, make_filter, screen_records
 from tunesmith.llm.client import LLM
-from tunesmith.records import Record
+from tunesmith.records import Record, check_field
 from tunesmith.stages import Stage, StageResult
 
 
@@ -45,8 +44,7 @@ class NoveltyStage(Stage):
         self._names: list[str] = []
 
     def setup(self) -> None:
-        if self.field not in FIELDS:
-            raise ConfigError(f"unknown field '{self.field}' (choose from {', '.join(FIELDS)})")
+        check_field(self.field, FIELDS)
         if self._filter is None:
             self._filter = make_filter(
                 self.threshold, pool=self.pool, top_k=self.top_k, mode=self.mode

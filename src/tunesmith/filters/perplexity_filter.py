@@ -15,28 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from tunesmith.errors import ConfigError
 from tunesmith.filters.score_decision import decide_by_score, note_missing
 from tunesmith.llm.client import LLM
 from tunesmith.llm.logprob import LogProbModel, UsesLogProbModel
-from tunesmith.records import Record
+from tunesmith.records import Record, check_field, field_text
 from tunesmith.stages import Stage, StageResult
 
 FIELDS = ("instruction", "input", "output", "prompt", "text")
 DEFAULT_THRESHOLD = 150.0
-
-
-def field_text(record: Record, field: str) -> str:
-    """The text a stage looks at: a field, ``prompt`` (instruction+input) or ``text`` (all)."""
-    if field == "prompt":
-        return record.prompt_text()
-    if field == "text":
-        return (
-            f"{record.prompt_text()}\n\n{record.output}" if record.output else record.prompt_text()
-        )
-    if field in ("instruction", "input", "output"):
-        return str(getattr(record, field))
-    raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
 
 
 def score_key(field: str) -> str:
@@ -73,8 +59,7 @@ class PerplexityFilter(UsesLogProbModel, Stage):
         threads: int | None = None,
         rescore: bool = False,
     ) -> None:
-        if field not in FIELDS:
-            raise ConfigError(f"unknown field '{field}' (choose from {', '.join(FIELDS)})")
+        check_field(field, FIELDS)
         self.model = model
         self.field = field
         self.threshold = threshold

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 from tunesmith.metrics.tokenize import words
-from tunesmith.records import Record
+from tunesmith.records import Record, field_text
 
 NGRAM_ORDERS = (2, 3, 4)
 
@@ -79,9 +79,7 @@ def unique_tokens(token_lists: Iterable[Sequence[Hashable]]) -> int:
 
 def field_texts(records: Sequence[Record], field: str) -> list[str]:
     """The text of ``field`` for each record: instruction, input, output, or prompt (both)."""
-    if field == "prompt":
-        return [r.prompt_text() for r in records]
-    return [str(getattr(r, field)) for r in records]
+    return [field_text(r, field) for r in records]
 
 
 def average_lengths(
