@@ -43,7 +43,7 @@ from tunesmith.llm.cache import RequestCache
 from tunesmith.llm.client import LLM
 from tunesmith.llm.factory import LLMConfig, make_backend
 from tunesmith.llm.ratelimit import TokenBucket
-from tunesmith.llm.usage import Budget, Ledger, Price, PriceTable
+from tunesmith.llm.usage import Budget, Ledger, Price, PriceTable, budget_verdict
 
 #: backend options the limiter takes over (the per-worker backend must not apply them again)
 GLOBAL_OPTIONS = ("concurrency", "rpm", "tpm")
@@ -130,19 +130,13 @@ class Limiter:
             await asyncio.sleep(0.005)
 
     def _verdict(self, calls: int, cost: float) -> str:
-        """:meth:`Budget.admit`'s rule, over the whole job."""
-        held_calls = sum(h.calls for h in self.leases.values())
-        held_cost = sum(h.cost for h in self.leases.values())
-        over_calls = self.max_calls is not None and (
-            self.spent_calls + held_calls + calls > self.max_calls
-        )
-        if over_calls:
-            fits = self.spent_calls + calls <= self.max_calls  # type: ignore[operator]
-            return "wait" if self.leases and fits else "stop"
-        if self.max_cost is not None and self.spent_cost + held_cost + cost > self.max_cost:
-            fits = self.spent_cost + cost <= self.max_cost
-            return "wait" if self.leases and fits else "stop"
-        return "send"
+        """:func:`~tunesmith.llm.usage.budget_verdict`, over the whole job."""
+        return budget_verdict(
+            spent=(self.spent_calls, self.spent_cost),
+            held=(sum(h.calls for h in self.leases.values()),
+                  sum(h.cost for h in self.leases.values())),
+            calls=calls, cost=cost, max_calls=self.max_calls, max_cost=self.max_cost,
+        )  # fmt: skip
 
     def _expire(self) -> None:
         """Drop the leases of dead workers, counting their reservations as spent."""

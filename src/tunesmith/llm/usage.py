@@ -228,6 +228,31 @@ def _folder_run_id(folder: Path) -> str:
     return f"{ident}@{stamp}" if stamp else ident
 
 
+def budget_verdict(
+    *,
+    spent: tuple[int, float],
+    held: tuple[int, float],
+    calls: int,
+    cost: float,
+    max_calls: int | None,
+    max_cost: float | None,
+) -> Verdict:
+    """The budget rule for one request of ``calls`` samples and worst-case ``cost``.
+
+    ``spent`` is (calls, cost) already paid, ``held`` the reservations of requests in flight.
+    "send" when all of them plus this request fit; "wait" when only requests in flight stand in
+    the way (an answer is counted as spent a moment before its reservation is freed, so stopping
+    then would count it twice); "stop" when it cannot fit. Used by :class:`Budget` in one process
+    and by the Ray engine's limiter for a whole job.
+    """
+    in_flight = held[0] > 0
+    if max_calls is not None and spent[0] + held[0] + calls > max_calls:
+        return "wait" if in_flight and spent[0] + calls <= max_calls else "stop"
+    if max_cost is not None and spent[1] + held[1] + cost > max_cost:
+        return "wait" if in_flight and spent[1] + cost <= max_cost else "stop"
+    return "send"
+
+
 @dataclasses.dataclass
 class Budget:
     """Hard limits for a run (over the whole run, resumes included), checked right before each
@@ -277,16 +302,12 @@ class Budget:
         cost = self.worst_case(request, price) if self.max_cost is not None else 0.0
         with self._lock:
             total = ledger.total()
-            if self.max_calls is not None and (
-                total.calls + self._calls + request.n > self.max_calls
-            ):
-                # An answer is counted by the ledger a moment before its reservation is freed;
-                # while requests are in flight, wait for them rather than stop on a double count.
-                in_flight = self._calls > 0 and total.calls + request.n <= self.max_calls
-                return ("wait" if in_flight else "stop"), 0.0
-            if self.max_cost is not None and total.cost_usd + self._cost + cost > self.max_cost:
-                in_flight = self._calls > 0 and total.cost_usd + cost <= self.max_cost
-                return ("wait" if in_flight else "stop"), 0.0
+            verdict = budget_verdict(
+                spent=(total.calls, total.cost_usd), held=(self._calls, self._cost),
+                calls=request.n, cost=cost, max_calls=self.max_calls, max_cost=self.max_cost,
+            )  # fmt: skip
+            if verdict != "send":
+                return verdict, 0.0
             self._calls += request.n
             self._cost += cost
             return "send", cost
